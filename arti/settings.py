@@ -1,0 +1,62 @@
+"""Settings from the environment (and a `.env` file), with embedded-mode defaults.
+
+Names follow Supabase's own where one exists (SUPABASE_DB_URL, SUPABASE_URL, SUPABASE_JWT_SECRET,
+SUPABASE_SERVICE_ROLE_KEY); ARTi-specific settings use the ARTI_ prefix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The JWT secret `supabase start` uses for local development; embedded mode mirrors it.
+LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105 (public dev key)
+EMBEDDED_PORT = 54322
+EMBEDDED_PASSWORD = "postgres"  # noqa: S105 (Supabase local default)
+
+
+class Settings(BaseSettings):
+    """All runtime configuration. Unset values fall back to embedded mode."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    db_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPABASE_DB_URL", "ARTI_DB_URL"),
+        description="Postgres URL of a Supabase project (cloud mode). Unset: the embedded cluster.",
+    )
+    supabase_url: str | None = Field(default=None, validation_alias="SUPABASE_URL")
+    service_role_key: str | None = Field(default=None, validation_alias="SUPABASE_SERVICE_ROLE_KEY")
+    jwt_secret: str = Field(default=LOCAL_JWT_SECRET, validation_alias="SUPABASE_JWT_SECRET")
+
+    db_port: int = Field(default=EMBEDDED_PORT, validation_alias="ARTI_DB_PORT")
+    data_dir: Path = Field(default=PROJECT_ROOT / ".arti", validation_alias="ARTI_DATA_DIR")
+    migrations_dir: Path = Field(default=PROJECT_ROOT / "supabase" / "migrations")
+    sql_functions_dir: Path = Field(default=PROJECT_ROOT / "sql_functions")
+
+    @property
+    def mode(self) -> str:
+        """`cloud` when a database URL is configured, otherwise `embedded`."""
+        return "cloud" if self.db_url else "embedded"
+
+    def database_url(self) -> str:
+        """The URL to connect to: the configured one, or the embedded cluster's."""
+        if self.db_url:
+            return self.db_url
+        return embedded_url(self.db_port)
+
+
+def embedded_url(port: int, dbname: str = "postgres") -> str:
+    """URL of a database in an embedded cluster listening on 127.0.0.1:port."""
+    return f"postgresql://postgres:{EMBEDDED_PASSWORD}@127.0.0.1:{port}/{dbname}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one test command: system packages, virtualenv, project install, lint, and the test suite
+# (which starts its own embedded Postgres and stops it afterwards). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+say "system packages"
+./scripts/install-system-deps.sh
+
+say "python environment"
+./scripts/bootstrap-venv.sh
+
+say "lint: ruff"
+.venv/bin/ruff check .
+say "lint: sqlfluff"
+.venv/bin/sqlfluff lint --disable-progress-bar supabase sql_functions arti/sql
+
+say "tests"
+set +e
+.venv/bin/pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here, not a pass" >&2
+  exit 1
+fi
+exit "$status"

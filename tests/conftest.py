@@ -1,0 +1,46 @@
+"""Fixtures shared by every test: the session database and PostgREST-style role switching."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from arti.localdb import LocalCluster
+from arti.settings import PROJECT_ROOT
+from tests.harness import TestDB, build_session_database
+
+TEST_DB_PORT = int(os.environ.get("ARTI_TEST_DB_PORT", "54329"))
+
+
+@pytest.fixture(scope="session")
+def test_cluster() -> Iterator[LocalCluster]:
+    """The tests' embedded cluster: started if it is not running, stopped at the end if we started it."""
+    cluster = LocalCluster(PROJECT_ROOT / ".arti" / "test-db", TEST_DB_PORT)
+    started = cluster.start()
+    try:
+        yield cluster
+    finally:
+        if started:
+            cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(test_cluster: LocalCluster) -> str:
+    """URL of the session database: fresh, migrated, with pgTAP."""
+    return build_session_database(test_cluster)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[TestDB]:
+    """A connection whose work is rolled back after the test."""
+    conn: psycopg.Connection[Any] = psycopg.connect(database_url, row_factory=dict_row)
+    try:
+        yield TestDB(conn)
+    finally:
+        conn.rollback()
+        conn.close()

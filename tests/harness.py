@@ -1,0 +1,119 @@
+"""Test harness: a session database built fresh, per-test rollback, and PostgREST-style roles.
+
+The tests run against their own embedded cluster (data under .arti/test-db, port 54329 by default,
+ARTI_TEST_DB_PORT to change it) so a test run never touches the development database on 54322.
+Its `postgres` database is dropped and rebuilt (bootstrap + migrations + sql_functions) once per
+session; pg_cron runs in it exactly as in the development cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from arti.db import set_request_context, user_claims
+from arti.localdb import LocalCluster
+from arti.migrate import migrate
+from arti.settings import PROJECT_ROOT, embedded_url
+
+TESTS_SQL = PROJECT_ROOT / "supabase" / "tests"
+
+
+def build_session_database(cluster: LocalCluster) -> str:
+    """Drop and recreate the test database, migrate it and install pgTAP. Returns its URL."""
+    with psycopg.connect(embedded_url(cluster.port, "template1"), autocommit=True) as admin:
+        admin.execute("drop database if exists postgres with (force)")
+        admin.execute("create database postgres")
+    url = embedded_url(cluster.port)
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        migrate(conn, PROJECT_ROOT / "supabase" / "migrations", PROJECT_ROOT / "sql_functions")
+        conn.execute("create extension if not exists pgtap with schema extensions")
+    return url
+
+
+class TestDB:
+    """One test's connection: everything it does is rolled back when the test ends."""
+
+    __test__ = False  # not a test class for pytest
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.users: dict[str, dict[str, Any]] = {}
+        conn.execute("select 1")  # open the outer transaction; blocks below become savepoints
+
+    # -- queries -----------------------------------------------------------------------------------
+    def execute(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        return cur.fetchall() if cur.description else []
+
+    def one(self, sql: str, params: Any = None) -> dict[str, Any] | None:
+        rows = self.execute(sql, params)
+        return rows[0] if rows else None
+
+    def value(self, sql: str, params: Any = None) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else next(iter(row.values()))
+
+    # -- roles, exactly as PostgREST sets them per request ----------------------------------------
+    @contextmanager
+    def as_role(self, role: str, claims: Mapping[str, Any] | None) -> Iterator[TestDB]:
+        with self.conn.transaction():
+            set_request_context(self.conn, role, claims)
+            try:
+                yield self
+            finally:
+                if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+                    self.conn.execute("reset role")
+                    self.conn.execute("select set_config('request.jwt.claims', '', true), "
+                                      "set_config('request.jwt.claim.sub', '', true)")
+
+    def as_user(self, user_id: uuid.UUID | str, claims: Mapping[str, Any] | None = None,
+                **claim_overrides: Any) -> Any:
+        """Become `authenticated` with the claims GoTrue would issue for this user."""
+        if claims is None:
+            known = self.users.get(str(user_id), {})
+            base = user_claims(str(user_id), email=known.get("email"), app_metadata=known.get("app_metadata"))
+        else:
+            base = dict(claims)
+        base.update(claim_overrides)
+        return self.as_role("authenticated", base)
+
+    def as_anon(self) -> Any:
+        return self.as_role("anon", {"role": "anon"})
+
+    def as_service_role(self) -> Any:
+        return self.as_role("service_role", {"role": "service_role"})
+
+    @contextmanager
+    def savepoint(self) -> Iterator[TestDB]:
+        """A block whose failure (e.g. an expected error) does not abort the test's transaction."""
+        with self.conn.transaction():
+            yield self
+
+    # -- factories ---------------------------------------------------------------------------------
+    def create_user(self, email: str | None = None, *, full_name: str | None = None,
+                    app_metadata: Mapping[str, Any] | None = None) -> uuid.UUID:
+        """A row in auth.users, as GoTrue writes one on sign-up."""
+        user_id = uuid.uuid4()
+        email = email or f"user-{user_id.hex[:8]}@example.test"
+        meta = {"full_name": full_name or email.split("@")[0]}
+        app = {"provider": "email", "providers": ["email"], **(app_metadata or {})}
+        self.execute(
+            "insert into auth.users (id, email, raw_user_meta_data, raw_app_meta_data, email_confirmed_at) "
+            "values (%s, %s, %s, %s, now())",
+            (user_id, email, json.dumps(meta), json.dumps(app)),
+        )
+        self.users[str(user_id)] = {"email": email, "app_metadata": app}
+        return user_id
+
+
+
+def pgtap_files() -> list[Path]:
+    return sorted(TESTS_SQL.glob("*.sql"))

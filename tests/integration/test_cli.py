@@ -1,0 +1,122 @@
+"""`arti` answers bad situations with one actionable line and a non-zero exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from arti.errors import ArtiError
+from arti.localdb import LocalCluster
+from arti.settings import PROJECT_ROOT
+
+
+def run_arti(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "arti.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=PROJECT_ROOT, timeout=120)
+
+
+def _error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("arti: error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_port_taken_by_another_program_names_it(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = run_arti("db", "start", env={"ARTI_DB_PORT": str(port), "ARTI_DATA_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    line = _error_line(result)
+    assert f"port {port} is already in use by" in line
+    assert f"(pid {os.getpid()})" in line
+    assert "ARTI_DB_PORT" in line
+    assert not (tmp_path / "db" / "pgdata").exists(), "nothing is initialised when the port is taken"
+
+
+def test_wrong_database_url_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        free_port = closed.getsockname()[1]
+    url = f"postgresql://postgres:secret-pw@127.0.0.1:{free_port}/postgres"
+    result = run_arti("db", "migrate", env={"SUPABASE_DB_URL": url})
+    assert result.returncode != 0
+    line = _error_line(result)
+    assert "cannot connect to the database at" in line and "SUPABASE_DB_URL" in line
+    assert "secret-pw" not in result.stderr, "the password is never printed"
+
+
+def test_malformed_database_url_is_one_line() -> None:
+    result = run_arti("db", "status", env={"SUPABASE_DB_URL": "postgresql://[broken"})
+    assert result.returncode != 0
+    assert "SUPABASE_DB_URL" in _error_line(result)
+
+
+def test_cloud_mode_refuses_to_manage_the_embedded_server() -> None:
+    result = run_arti("db", "start", env={"SUPABASE_DB_URL": "postgresql://u:p@127.0.0.1:1/x"})
+    assert result.returncode != 0
+    assert "cloud mode" in _error_line(result)
+
+
+def test_unreadable_migration_via_cli(tmp_path: Path, test_cluster: LocalCluster) -> None:
+    # Migrating a database without pending work still validates every file's name and encoding.
+    (tmp_path / "20260101000000_bad.sql").write_bytes(b"\xff\xfe")
+    env = {"SUPABASE_DB_URL": f"postgresql://postgres:postgres@127.0.0.1:{test_cluster.port}/template1"}
+    code = (
+        "import sys; from pathlib import Path; from arti import cli; from arti.settings import get_settings;"
+        f"s = get_settings(); s.migrations_dir = Path({str(tmp_path)!r}); sys.exit(cli.main(['db', 'migrate']))"
+    )
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))} | env
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                            cwd=PROJECT_ROOT, timeout=120)
+    assert result.returncode != 0
+    assert "cannot read" in _error_line(result)
+
+
+def test_missing_system_packages_are_named_with_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from arti import localdb
+
+    monkeypatch.setitem(localdb.REQUIRED_FILES, "postgresql-15-pgtap", tmp_path / "absent.control")
+    with pytest.raises(ArtiError) as caught:
+        LocalCluster(tmp_path / "db", 1).start()
+    assert "missing system packages: postgresql-15-pgtap" in str(caught.value)
+    assert "install-system-deps.sh" in str(caught.value)
+
+
+def test_status_reports_server_port_extensions_and_pending(test_cluster: LocalCluster, database_url: str) -> None:
+    env = {"ARTI_DB_PORT": str(test_cluster.port), "ARTI_DATA_DIR": str(test_cluster.root.parent),
+           "ARTI_TEST_CLUSTER": "1"}
+    # The test cluster lives at .arti/test-db; point a status at it through the same code path.
+    code = (
+        "import sys, json; from arti import cli; from arti.settings import get_settings;"
+        "from arti.localdb import LocalCluster;"
+        f"cli.embedded_cluster = lambda s: LocalCluster(__import__('pathlib').Path({str(test_cluster.root)!r}), "
+        f"{test_cluster.port});"
+        "sys.exit(cli.main(['db', 'status', '--json']))"
+    )
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))} | env
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                            cwd=PROJECT_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["server"] == "running" and status["port"] == test_cluster.port
+    assert status["extensions"]["vector"]["installed"] >= "0.8"
+    assert status["extensions"]["pg_cron"]["installed"]
+    assert status["pending_migrations"] == []
+    nowhere = str(test_cluster.root.parent / "nowhere")
+    text = run_arti("db", "status", env={"ARTI_DB_PORT": "1", "ARTI_DATA_DIR": nowhere})
+    assert text.returncode == 3
+    assert "server:      not initialised" in text.stdout
+    assert "migrations:  unknown" in text.stdout
