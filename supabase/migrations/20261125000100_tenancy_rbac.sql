@@ -214,10 +214,6 @@ $$;
 comment on function private.shares_org_with(uuid) is
 'True when the caller and another user are members of a common organization.';
 
-grant execute on function private.is_platform_admin(), private.my_org_ids(), private.my_role(uuid),
-private.has_permission(uuid, text), private.org_ids_with_permission(text), private.shares_org_with(uuid)
-to authenticated, service_role;
-
 create function private.touch_updated_at() returns trigger
 language plpgsql set search_path = ''
 as $$
@@ -259,6 +255,13 @@ comment on function private.sync_profile_from_auth_user() is
 create trigger on_auth_user_saved_sync_profile
 after insert or update of raw_user_meta_data on auth.users
 for each row execute function private.sync_profile_from_auth_user();
+
+-- Schema-level default privileges cannot take back PostgreSQL's global EXECUTE-to-PUBLIC default,
+-- so private functions are closed explicitly; only the policy helpers above are granted.
+revoke execute on all functions in schema private from public;
+grant execute on function private.is_platform_admin(), private.my_org_ids(), private.my_role(uuid),
+private.has_permission(uuid, text), private.org_ids_with_permission(text), private.shares_org_with(uuid)
+to authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------
 -- RLS: explicit per-command policies, to authenticated only; anon gets nothing

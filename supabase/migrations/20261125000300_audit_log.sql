@@ -83,6 +83,8 @@ create trigger connected_accounts_audit after insert or update of status, artist
 on public.connected_accounts
 for each row execute function private.write_audit_log('connected_account');
 
+revoke execute on function private.write_audit_log(), private.refuse_audit_log_change() from public;
+
 revoke all on public.audit_log from anon;
 revoke insert, update, delete, truncate, references, trigger on public.audit_log
 from authenticated, service_role;
