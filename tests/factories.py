@@ -69,11 +69,13 @@ def build_world(db: TestDB) -> World:
     world.users["platform_admin"] = db.create_user(app_metadata={"platform_admin": True})
     owner_b = db.create_user()
     world.users["owner_b"] = owner_b
+    world.users["extra"] = db.create_user()  # a second viewer of org A, target of membership RPCs
 
     org_a = create_org(db, world.users["owner"], "Org A")
     org_b = create_org(db, owner_b, "Org B")
     for role in ("viewer", "analyst", "manager", "admin"):
         add_member(db, org_a, world.users[role], role)
+    add_member(db, org_a, world.users["extra"], "viewer")
     artist_a, artist_b = create_artist(db, org_a, "Artist A"), create_artist(db, org_b, "Artist B")
     account_a = create_account(db, org_a, artist_a, "spotify")
     account_b = create_account(db, org_b, artist_b, "youtube")

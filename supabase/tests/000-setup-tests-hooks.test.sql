@@ -34,20 +34,30 @@ as $$
     select u.id from auth.users as u where u.raw_user_meta_data ->> 'test_identifier' = identifier
 $$;
 
+create or replace function tests.get_supabase_user(identifier text) returns jsonb
+language sql stable security definer set search_path = ''
+as $$
+    select jsonb_build_object(
+        'id', u.id, 'email', u.email, 'app_metadata', u.raw_app_meta_data,
+        'user_metadata', u.raw_user_meta_data
+    )
+    from auth.users as u where u.raw_user_meta_data ->> 'test_identifier' = identifier
+$$;
+
+-- Not security definer: `role` cannot be set inside a security definer function.
 create or replace function tests.authenticate_as(identifier text) returns void
 language plpgsql set search_path = ''
 as $$
 declare
-    found auth.users%rowtype;
+    found jsonb := tests.get_supabase_user(identifier);
 begin
-    select * into found from auth.users as u where u.raw_user_meta_data ->> 'test_identifier' = identifier;
-    if found.id is null then
+    if found is null then
         raise exception 'no test user %', identifier using errcode = 'P0002';
     end if;
     perform set_config('role', 'authenticated', true);
     perform set_config('request.jwt.claims', jsonb_build_object(
-        'sub', found.id, 'role', 'authenticated', 'aud', 'authenticated', 'email', found.email,
-        'app_metadata', found.raw_app_meta_data, 'user_metadata', found.raw_user_meta_data
+        'sub', found ->> 'id', 'role', 'authenticated', 'aud', 'authenticated', 'email', found ->> 'email',
+        'app_metadata', found -> 'app_metadata', 'user_metadata', found -> 'user_metadata'
     )::text, true);
 end
 $$;
