@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     service_role_key: str | None = Field(default=None, validation_alias="SUPABASE_SERVICE_ROLE_KEY")
     jwt_secret: str = Field(default=LOCAL_JWT_SECRET, validation_alias="SUPABASE_JWT_SECRET")
 
+    encryption_keys: str | None = Field(
+        default=None,
+        validation_alias="ARTI_ENCRYPTION_KEYS",
+        description="Key ring for provider tokens at rest: `kid:base64key[,kid:base64key...]`, first is current. "
+        "Never stored in the database; generate one with `arti keys generate`.",
+    )
+
     db_port: int = Field(default=EMBEDDED_PORT, validation_alias="ARTI_DB_PORT")
     data_dir: Path = Field(default=PROJECT_ROOT / ".arti", validation_alias="ARTI_DATA_DIR")
     migrations_dir: Path = Field(default=PROJECT_ROOT / "supabase" / "migrations")

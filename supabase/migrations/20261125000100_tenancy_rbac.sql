@@ -159,10 +159,10 @@ comment on column public.profiles.updated_at is 'When the profile last changed.'
 create function private.is_platform_admin() returns boolean
 language sql stable security definer set search_path = ''
 as $$
-    select coalesce((auth.jwt() -> 'app_metadata' ->> 'platform_admin')::boolean, false)
+    select coalesce(auth.jwt() -> 'app_metadata' -> 'platform_admin' = 'true'::jsonb, false)
 $$;
 comment on function private.is_platform_admin() is
-'True when the caller''s JWT marks them as ARTi platform staff (app_metadata.platform_admin).';
+'True when the caller''s JWT marks them as ARTi platform staff (app_metadata.platform_admin is JSON true).';
 
 create function private.my_org_ids() returns setof uuid
 language sql stable security definer set search_path = ''
