@@ -1,0 +1,159 @@
+-- =============================================================================================
+-- Demo data: one organization ("Northstar Music") with a user in every role, three artists,
+-- accounts on all four providers and a year of daily metrics (deterministic, with a few spikes),
+-- so dashboards, insights and benchmarks have something to show. Password for every demo user:
+-- "arti-demo-password" (usable when GoTrue runs, i.e. docker or cloud mode).
+-- =============================================================================================
+
+insert into auth.users (id, email, encrypted_password, email_confirmed_at, raw_user_meta_data, raw_app_meta_data)
+select
+    u.id::uuid,
+    u.email,
+    extensions.crypt('arti-demo-password', extensions.gen_salt('bf')) as encrypted_password,
+    now() as email_confirmed_at,
+    jsonb_build_object('full_name', u.full_name) as raw_user_meta_data,
+    jsonb_build_object('provider', 'email', 'providers', jsonb_build_array('email'))
+    || case when u.email like 'ops@%' then '{"platform_admin": true}'::jsonb else '{}'::jsonb end
+        as raw_app_meta_data
+from (
+    values
+    ('00000000-0000-4000-a000-000000000001', 'owner@northstar.test', 'Olivia Owner'),
+    ('00000000-0000-4000-a000-000000000002', 'admin@northstar.test', 'Adam Admin'),
+    ('00000000-0000-4000-a000-000000000003', 'manager@northstar.test', 'Maya Manager'),
+    ('00000000-0000-4000-a000-000000000004', 'analyst@northstar.test', 'Ana Analyst'),
+    ('00000000-0000-4000-a000-000000000005', 'viewer@northstar.test', 'Victor Viewer'),
+    ('00000000-0000-4000-a000-000000000009', 'ops@arti.test', 'Opal Ops')
+) as u (id, email, full_name)
+on conflict (id) do nothing;
+
+insert into public.organizations (id, name, slug, created_by)
+values (
+    '00000000-0000-4000-b000-000000000001', 'Northstar Music', 'northstar-music',
+    '00000000-0000-4000-a000-000000000001'
+)
+on conflict (id) do nothing;
+
+insert into public.memberships (org_id, user_id, role)
+select
+    '00000000-0000-4000-b000-000000000001'::uuid as org_id,
+    m.user_id::uuid as user_id,
+    m.role::public.org_role as role
+from (
+    values
+    ('00000000-0000-4000-a000-000000000001', 'owner'),
+    ('00000000-0000-4000-a000-000000000002', 'admin'),
+    ('00000000-0000-4000-a000-000000000003', 'manager'),
+    ('00000000-0000-4000-a000-000000000004', 'analyst'),
+    ('00000000-0000-4000-a000-000000000005', 'viewer')
+) as m (user_id, role)
+on conflict (org_id, user_id) do nothing;
+
+insert into public.artists (id, org_id, name, genres, created_by)
+select
+    a.id::uuid,
+    '00000000-0000-4000-b000-000000000001'::uuid as org_id,
+    a.name,
+    a.genres::text[],
+    '00000000-0000-4000-a000-000000000003'::uuid as created_by
+from (
+    values
+    ('00000000-0000-4000-c000-000000000001', 'Luna Vale', '{indie pop,dream pop}'),
+    ('00000000-0000-4000-c000-000000000002', 'The Quiet Engines', '{alt rock}'),
+    ('00000000-0000-4000-c000-000000000003', 'DJ Koa', '{house,electronic}')
+) as a (id, name, genres)
+on conflict (id) do nothing;
+
+insert into public.campaigns (org_id, artist_id, name, starts_on, ends_on, budget, goals, status, notes, created_by)
+values
+(
+    '00000000-0000-4000-b000-000000000001', '00000000-0000-4000-c000-000000000001', 'Moonrise single launch',
+    current_date - 40, current_date + 20, 12000, '{"spotify.followers": 60000}', 'active',
+    'TikTok creator push in week 1, Spotify editorial pitch, playlist ads in week 3.',
+    '00000000-0000-4000-a000-000000000003'
+),
+(
+    '00000000-0000-4000-b000-000000000001', '00000000-0000-4000-c000-000000000002', 'Autumn tour teaser',
+    current_date - 120, current_date - 60, 4500, '{"youtube.views": 250000}', 'completed',
+    'YouTube pre-roll ads around the tour announcement video.', '00000000-0000-4000-a000-000000000003'
+);
+
+insert into public.connected_accounts (
+    id, org_id, artist_id, provider, external_id, display_name,
+    last_synced_at, next_sync_at, connected_by
+)
+select
+    c.id::uuid,
+    '00000000-0000-4000-b000-000000000001'::uuid as org_id,
+    c.artist_id::uuid,
+    c.provider::public.provider,
+    c.external_id,
+    c.display_name,
+    now() - interval '6 hours' as last_synced_at,
+    date_trunc('day', now()) + interval '1 day 2 hours' as next_sync_at,
+    '00000000-0000-4000-a000-000000000003'::uuid as connected_by
+from (
+    values
+    (
+        '00000000-0000-4000-d000-000000000001', '00000000-0000-4000-c000-000000000001', 'spotify',
+        '4lunaVale0000000000000', 'Luna Vale'
+    ),
+    (
+        '00000000-0000-4000-d000-000000000002', '00000000-0000-4000-c000-000000000001', 'instagram',
+        '17841400000000001', 'lunavale'
+    ),
+    (
+        '00000000-0000-4000-d000-000000000003', '00000000-0000-4000-c000-000000000002', 'youtube',
+        'UCquietengines000000000', 'The Quiet Engines'
+    ),
+    (
+        '00000000-0000-4000-d000-000000000004', '00000000-0000-4000-c000-000000000003', 'soundcloud',
+        '90000001', 'djkoa'
+    )
+) as c (id, artist_id, provider, external_id, display_name)
+on conflict (id) do nothing;
+
+-- A year of daily metrics: a steady trend, a weekly wiggle and deterministic spikes.
+insert into public.metrics (account_id, metric, day, org_id, value, note)
+select
+    s.account_id::uuid,
+    s.metric,
+    current_date - 366 + d.n as day,
+    '00000000-0000-4000-b000-000000000001'::uuid as org_id,
+    case
+        when s.metric = 'popularity' then least(100, round(s.base + d.n * s.trend / 40 + 3 * sin(d.n / 7.0)))
+        else round(
+                s.base + d.n * s.trend + s.base * 0.01 * sin(d.n / 3.5)
+                + case when d.n in (200, 330) then s.base * 0.08 else 0 end
+            )
+    end as value,
+    null as note
+from (
+    values
+    ('00000000-0000-4000-d000-000000000001', 'followers', 41000, 45),
+    ('00000000-0000-4000-d000-000000000001', 'popularity', 52, 1),
+    ('00000000-0000-4000-d000-000000000002', 'followers_count', 18500, 22),
+    ('00000000-0000-4000-d000-000000000002', 'reach', 9000, 4),
+    ('00000000-0000-4000-d000-000000000003', 'subscribers', 127000, 60),
+    ('00000000-0000-4000-d000-000000000003', 'views', 21000, 10),
+    ('00000000-0000-4000-d000-000000000004', 'followers_count', 8800, 6),
+    ('00000000-0000-4000-d000-000000000004', 'plays_total', 1500000, 2100)
+) as s (account_id, metric, base, trend)
+cross join lateral generate_series(1, 365) as d (n)
+on conflict (account_id, metric, day) do nothing;
+
+insert into public.sync_runs (
+    org_id, account_id, status, trigger, queued_at, started_at, finished_at,
+    days_fetched, metrics_written
+)
+select
+    a.org_id,
+    a.id as account_id,
+    'succeeded' as status,
+    'schedule' as trigger,
+    now() - interval '6 hours 1 minute' as queued_at,
+    now() - interval '6 hours 1 minute' as started_at,
+    now() - interval '6 hours' as finished_at,
+    3 as days_fetched,
+    6 as metrics_written
+from public.connected_accounts as a
+where a.org_id = '00000000-0000-4000-b000-000000000001';
