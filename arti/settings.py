@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +40,16 @@ class Settings(BaseSettings):
         description="Key ring for provider tokens at rest: `kid:base64key[,kid:base64key...]`, first is current. "
         "Never stored in the database; generate one with `arti keys generate`.",
     )
+
+    # OAuth apps of the providers (ProviderClient credentials); unset providers cannot be connected.
+    spotify_client_id: str | None = Field(default=None, validation_alias="SPOTIFY_CLIENT_ID")
+    spotify_client_secret: SecretStr | None = Field(default=None, validation_alias="SPOTIFY_CLIENT_SECRET")
+    youtube_client_id: str | None = Field(default=None, validation_alias="YOUTUBE_CLIENT_ID")
+    youtube_client_secret: SecretStr | None = Field(default=None, validation_alias="YOUTUBE_CLIENT_SECRET")
+    instagram_client_id: str | None = Field(default=None, validation_alias="INSTAGRAM_CLIENT_ID")
+    instagram_client_secret: SecretStr | None = Field(default=None, validation_alias="INSTAGRAM_CLIENT_SECRET")
+    soundcloud_client_id: str | None = Field(default=None, validation_alias="SOUNDCLOUD_CLIENT_ID")
+    soundcloud_client_secret: SecretStr | None = Field(default=None, validation_alias="SOUNDCLOUD_CLIENT_SECRET")
 
     db_port: int = Field(default=EMBEDDED_PORT, validation_alias="ARTI_DB_PORT")
     data_dir: Path = Field(default=PROJECT_ROOT / ".arti", validation_alias="ARTI_DATA_DIR")
