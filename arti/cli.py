@@ -52,11 +52,13 @@ def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
     with connect(settings.database_url(), autocommit=True) as conn:
         report = migrate(conn, settings.migrations_dir, settings.sql_functions_dir)
+    for name in report.queue:
+        print(f"applied procrastinate {name}")
     for name in report.applied:
         print(f"applied migration {name}")
     for name in report.functions:
         print(f"applied sql_functions/{name}")
-    if not report.applied and not report.functions:
+    if not report.applied and not report.functions and not report.queue:
         print("database is up to date: no pending migrations, no changed sql_functions")
     return 0
 

@@ -19,6 +19,7 @@ import psycopg
 
 from arti.compat import apply_compat
 from arti.errors import ArtiError
+from arti.queue_schema import install_procrastinate
 from arti.sqlsplit import Statement, split_statements
 
 MIGRATION_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9_\-]+)\.sql$")
@@ -53,6 +54,7 @@ class MigrateReport:
 
     applied: list[str] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)
+    queue: list[str] = field(default_factory=list)
 
 
 def discover_migrations(directory: Path) -> list[Migration]:
@@ -175,10 +177,12 @@ def apply_functions(conn: psycopg.Connection[Any], directory: Path) -> list[str]
 
 
 def migrate(conn: psycopg.Connection[Any], migrations_dir: Path, functions_dir: Path) -> MigrateReport:
-    """Bootstrap Supabase compatibility where needed, then apply migrations and changed functions."""
+    """Bootstrap Supabase compatibility where needed, install/upgrade Procrastinate's schema, then apply
+    migrations and changed functions."""
     apply_compat(conn)
     ensure_tracking(conn)
     report = MigrateReport()
+    report.queue = install_procrastinate(conn)
     report.applied = apply_migrations(conn, migrations_dir)
     report.functions = apply_functions(conn, functions_dir)
     return report

@@ -20,7 +20,9 @@ TEST_DB_PORT = int(os.environ.get("ARTI_TEST_DB_PORT", "54329"))
 @pytest.fixture(scope="session")
 def test_cluster() -> Iterator[LocalCluster]:
     """The tests' embedded cluster: started if it is not running, stopped at the end if we started it."""
-    cluster = LocalCluster(PROJECT_ROOT / ".arti" / "test-db", TEST_DB_PORT)
+    # Another port gets its own cluster folder, so parallel sessions never share (and reset) one database.
+    folder = "test-db" if TEST_DB_PORT == 54329 else f"test-db-{TEST_DB_PORT}"
+    cluster = LocalCluster(PROJECT_ROOT / ".arti" / folder, TEST_DB_PORT)
     started = cluster.start()
     try:
         yield cluster
