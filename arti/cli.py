@@ -147,6 +147,91 @@ def cmd_db_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if status["server"] in ("running", "remote") else 3
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    # The CLI is the composition root: it may start the jobs package (which imports arti, not the reverse).
+    from jobs.worker import main as worker_main
+
+    return worker_main(settings, concurrency=args.concurrency or settings.worker_concurrency,
+                       queues=args.queue or None)
+
+
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from arti.db import connect
+
+    with connect(settings.database_url(), autocommit=True) as conn:
+        if args.account:
+            where, params = "a.id = %s", [args.account]
+        elif args.org:
+            where, params = "a.org_id = %s and a.status = 'active'", [args.org]
+        else:
+            where, params = "a.status = 'active'", []
+        accounts = [r["id"] for r in conn.execute(f"select a.id from public.connected_accounts a where {where}",
+                                                  params)]
+        if not accounts:
+            raise ArtiError("no matching connected account; check the id (`arti sync --all` queues every active one)")
+        runs = []
+        for index, account in enumerate(accounts, 1):
+            run = conn.execute("select private.enqueue_sync(%s, 'manual') as id", (account,)).fetchone()
+            runs.append(run["id"] if run else None)
+            _progress(index, len(accounts), "queued")
+    print(f"queued {len(runs)} sync run(s); a running `arti worker` picks them up")
+    if args.wait:
+        _wait_for_runs(settings, runs, args.wait)
+    return 0
+
+
+def _progress(done: int, total: int, label: str) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    end = "\n" if done >= total else ""
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}", end=end, file=sys.stderr, flush=True)
+
+
+def _wait_for_runs(settings: Settings, runs: list[Any], timeout: float) -> None:
+    import time
+
+    from arti.db import connect
+
+    deadline = time.monotonic() + timeout
+    with connect(settings.database_url(), autocommit=True) as conn:
+        while True:
+            rows = conn.execute("select status::text as status, count(*) as n from public.sync_runs "
+                                "where id = any(%s) group by 1", (runs,)).fetchall()
+            counts = {r["status"]: r["n"] for r in rows}
+            finished = counts.get("succeeded", 0) + counts.get("failed", 0)
+            _progress(finished, len(runs), f"finished ({counts.get('failed', 0)} failed)")
+            if finished >= len(runs):
+                return
+            if time.monotonic() > deadline:
+                print(file=sys.stderr)
+                raise ArtiError(f"{len(runs) - finished} sync run(s) still unfinished after {timeout:.0f}s; "
+                                "is a worker running (`arti worker`)?")
+            time.sleep(1)
+
+
+def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    from arti.db import connect
+
+    with connect(settings.database_url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "select queue_name, status::text as status, count(*) as n from procrastinate.procrastinate_jobs "
+            "group by 1, 2 order by 1, 2").fetchall()
+        workers = conn.execute(
+            "select count(*) filter (where last_heartbeat > now() - interval '30 seconds') as alive, "
+            "count(*) as known from procrastinate.procrastinate_workers").fetchone()
+        stalled = conn.execute(
+            "select count(*) as n from procrastinate.procrastinate_jobs j left join "
+            "procrastinate.procrastinate_workers w on w.id = j.worker_id where j.status = 'doing' and "
+            "(j.worker_id is null or w.last_heartbeat < now() - interval '30 seconds')").fetchone()
+    print(f"workers:  {workers['alive'] if workers else 0} alive ({workers['known'] if workers else 0} known)")
+    print(f"stalled:  {stalled['n'] if stalled else 0} job(s) held by dead workers")
+    if not rows:
+        print("queue:    empty")
+    for row in rows:
+        print(f"queue:    {row['queue_name']:<12} {row['status']:<10} {row['n']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arti", description="ARTi platform backend tooling")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print JSON")
         if name == "reset":
             p.add_argument("--no-seed", action="store_true", help="do not load supabase/seed.sql")
+    worker = sub.add_parser("worker", help="run a Procrastinate worker (graceful on SIGTERM)")
+    worker.add_argument("--concurrency", type=int, help="jobs run at once (default ARTI_WORKER_CONCURRENCY or 4)")
+    worker.add_argument("--queue", action="append", help="only these queues (repeatable)")
+    worker.set_defaults(func=cmd_worker)
+    sync = sub.add_parser("sync", help="queue provider syncs now")
+    target = sync.add_mutually_exclusive_group(required=True)
+    target.add_argument("--account", help="one connected account id")
+    target.add_argument("--org", help="every active account of an organization")
+    target.add_argument("--all", action="store_true", help="every active account")
+    sync.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the runs to finish")
+    sync.set_defaults(func=cmd_sync)
+    jobs = sub.add_parser("jobs", help="queue depth, running, failed and stalled jobs")
+    jobs.set_defaults(func=cmd_jobs)
     return parser
 
 

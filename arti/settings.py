@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     soundcloud_client_id: str | None = Field(default=None, validation_alias="SOUNDCLOUD_CLIENT_ID")
     soundcloud_client_secret: SecretStr | None = Field(default=None, validation_alias="SOUNDCLOUD_CLIENT_SECRET")
 
+    provider_gateway: str | None = Field(
+        default=None,
+        validation_alias="ARTI_PROVIDER_GATEWAY",
+        description="Route provider API calls through this HTTP endpoint (egress gateway; fakes in e2e tests).",
+    )
+    worker_concurrency: int = Field(default=4, ge=1, le=64, validation_alias="ARTI_WORKER_CONCURRENCY")
+    stalled_worker_seconds: float = Field(
+        default=30.0, ge=1, validation_alias="ARTI_STALLED_WORKER_SECONDS",
+        description="A worker silent this long is dead: its running jobs are re-queued.",
+    )
+
     db_port: int = Field(default=EMBEDDED_PORT, validation_alias="ARTI_DB_PORT")
     data_dir: Path = Field(default=PROJECT_ROOT / ".arti", validation_alias="ARTI_DATA_DIR")
     migrations_dir: Path = Field(default=PROJECT_ROOT / "supabase" / "migrations")

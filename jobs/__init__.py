@@ -1,0 +1,1 @@
+"""Procrastinate jobs: provider syncs and maintenance. Imports `arti`, never `handlers`."""
