@@ -151,44 +151,39 @@ language plpgsql volatile security definer set search_path = ''
 as $$
 declare
     account public.connected_accounts;
-    existing uuid;
     run_id uuid;
 begin
     select * into account from public.connected_accounts as a where a.id = target_account;
     if account.id is null then
         raise exception 'connected account not found' using errcode = 'P0002';
     end if;
-    select r.id into existing
-    from public.sync_runs as r
-    where r.account_id = target_account and r.status in ('queued', 'running')
-    order by r.queued_at desc
+    -- The queue is the source of truth: a run counts as pending only while its job waits or runs.
+    select (j.args ->> 'sync_run_id')::uuid into run_id
+    from procrastinate.procrastinate_jobs as j
+    where
+        (j.queueing_lock = 'sync:' || account.id::text and j.status = 'todo')
+        or (j.lock = 'account:' || account.id::text and j.status = 'doing')
+    order by j.id desc
     limit 1;
-    if existing is not null then
-        return existing;
+    if run_id is not null then
+        return run_id;
     end if;
+    -- Runs left queued or running without a job (their job was lost) are closed, not resumed.
+    update public.sync_runs as r set status = 'failed', finished_at = now(), error = 'superseded: its job was lost'
+    where r.account_id = target_account and r.status in ('queued', 'running');
     insert into public.sync_runs (org_id, account_id, trigger, requested_by)
     values (account.org_id, account.id, run_trigger, requested_by)
     returning id into run_id;
-    begin
-        perform procrastinate.procrastinate_defer_jobs_v1(array[row(
-            'sync', 'sync_account', 0, 'account:' || account.id::text, 'sync:' || account.id::text,
-            jsonb_build_object('sync_run_id', run_id), null
-        )::procrastinate.procrastinate_job_to_defer_v1]);
-    exception when unique_violation then
-        -- A job for this account is already waiting (queueing lock): keep one run, not two.
-        delete from public.sync_runs where id = run_id;
-        select r.id into existing
-        from public.sync_runs as r
-        where r.account_id = target_account and r.status in ('queued', 'running')
-        order by r.queued_at desc
-        limit 1;
-        return existing;
-    end;
+    perform procrastinate.procrastinate_defer_jobs_v1(array[row(
+        'sync', 'sync_account', 0, 'account:' || account.id::text, 'sync:' || account.id::text,
+        jsonb_build_object('sync_run_id', run_id), null
+    )::procrastinate.procrastinate_job_to_defer_v1]);
     return run_id;
 end
 $$;
 comment on function private.enqueue_sync(uuid, public.sync_trigger, uuid) is
-'Queues a sync of one account (sync_runs row + Procrastinate job, deduplicated by queueing lock). Returns the run id.';
+'Queues a sync of one account (sync_runs row + Procrastinate job with queueing lock sync:<id>); returns the run id, '
+'or the pending run''s id when one is already waiting or running.';
 
 create function private.enqueue_due_syncs() returns integer
 language plpgsql volatile security definer set search_path = ''

@@ -102,7 +102,7 @@ def test_no_extension_object_in_public(db: TestDB) -> None:
     assert "pg_cron" in installed
 
 
-@pytest.mark.parametrize("schema", ["private", "extensions", "supabase_migrations", "cron", "auth"])
+@pytest.mark.parametrize("schema", ["private", "extensions", "supabase_migrations", "cron", "auth", "procrastinate"])
 def test_no_relation_outside_public_is_granted_to_api_roles(db: TestDB, schema: str) -> None:
     rows = db.execute(
         "select c.relname, r.rolname, p.privilege_type "
@@ -121,7 +121,7 @@ def test_schema_usage_for_api_roles_is_limited(db: TestDB) -> None:
         "cross join (select oid, rolname from pg_roles where rolname in ('anon', 'authenticated') "
         "            union all select 0, 'public') r "
         "where has_schema_privilege(case when r.rolname = 'public' then 'anon' else r.rolname end, n.oid, 'usage') "
-        "and n.nspname in ('private', 'supabase_migrations', 'cron') order by 1, 2"
+        "and n.nspname in ('private', 'supabase_migrations', 'cron', 'procrastinate') order by 1, 2"
     )
     # authenticated may enter private to run the security definer helpers RLS policies call.
     assert [(r["nspname"], r["rolname"]) for r in rows] == [("private", "authenticated")]
