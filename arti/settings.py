@@ -62,6 +62,16 @@ class Settings(BaseSettings):
         description="A worker silent this long is dead: its running jobs are re-queued.",
     )
 
+    # Insights: embeddings (none = full-text retrieval only) and the answering LLM (unset = extractive answers).
+    embedding_provider: str = Field(default="none", validation_alias="ARTI_EMBEDDING_PROVIDER")
+    embedding_base_url: str | None = Field(default=None, validation_alias="ARTI_EMBEDDING_BASE_URL")
+    embedding_model: str = Field(default="text-embedding-3-small", validation_alias="ARTI_EMBEDDING_MODEL")
+    embedding_api_key: SecretStr | None = Field(default=None, validation_alias="ARTI_EMBEDDING_API_KEY")
+    llm_base_url: str | None = Field(default=None, validation_alias="ARTI_LLM_BASE_URL")
+    llm_model: str = Field(default="gpt-4o-mini", validation_alias="ARTI_LLM_MODEL")
+    llm_api_key: SecretStr | None = Field(default=None, validation_alias="ARTI_LLM_API_KEY")
+    llm_timeout_seconds: float = Field(default=30.0, gt=0, validation_alias="ARTI_LLM_TIMEOUT_SECONDS")
+
     db_port: int = Field(default=EMBEDDED_PORT, validation_alias="ARTI_DB_PORT")
     data_dir: Path = Field(default=PROJECT_ROOT / ".arti", validation_alias="ARTI_DATA_DIR")
     migrations_dir: Path = Field(default=PROJECT_ROOT / "supabase" / "migrations")

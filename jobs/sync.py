@@ -10,6 +10,7 @@ never writes duplicates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -145,7 +146,17 @@ async def _run(conn: psycopg.AsyncConnection[Any], sync_run_id: str, attempts: i
     await conn.execute(
         "update public.connected_accounts set last_synced_at = now(), last_error = null, "
         "next_sync_at = date_trunc('day', now()) + interval '1 day 2 hours' where id = %s", (account["id"],))
+    if written:
+        await _defer_insights(str(account["id"]))
     return {"succeeded": True, "metrics_written": written, "days": days}
+
+
+async def _defer_insights(account_id: str) -> None:
+    """Anomalies and chunks follow in their own job, never in the sync's request path."""
+    from jobs.insights import refresh_insights
+
+    with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+        await refresh_insights.configure(queueing_lock=f"insights:{account_id}").defer_async(account_id=account_id)
 
 
 async def _fetch(conn: psycopg.AsyncConnection[Any], client: ProviderClient, cipher: TokenCipher,

@@ -21,7 +21,7 @@ stamp=.venv/.arti-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,local-embeddings]'
   echo "$want" > "$stamp"
 fi
 echo "virtualenv ready: .venv ($(.venv/bin/python --version))"

@@ -121,9 +121,16 @@ select
     '00000000-0000-4000-b000-000000000001'::uuid as org_id,
     case
         when s.metric = 'popularity' then least(100, round(s.base + d.n * s.trend / 40 + 3 * sin(d.n / 7.0)))
+        when private.metric_is_cumulative(s.metric)
+            -- running totals: a steady climb with a small wiggle, and a jump two days ago
+            then round(
+                    s.base + d.n * s.trend + s.trend * 0.3 * sin(d.n / 3.5)
+                    + case when d.n >= 363 then s.trend * 12 else 0 end
+                )
+        -- daily flows: a weekly rhythm and one-day spikes
         else round(
-                s.base + d.n * s.trend + s.base * 0.01 * sin(d.n / 3.5)
-                + case when d.n in (200, 330) then s.base * 0.08 else 0 end
+                s.base + d.n * s.trend + s.base * 0.05 * sin(d.n / 1.1)
+                + case when d.n in (200, 363) then s.base * 0.9 else 0 end
             )
     end as value,
     null as note

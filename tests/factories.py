@@ -95,9 +95,15 @@ def build_world(db: TestDB) -> World:
     with db.as_user(world.users["admin"]):
         invitation = db.value("select public.invite_member(%s, 'new@example.test', 'viewer') ->> 'invitation_id'",
                               (org_a,))
+    insight_a = db.value("insert into public.insights (org_id, artist_id, account_id, kind, metric, day, title, body, "
+                         "dedupe_key) values (%s, %s, %s, 'anomaly', 'followers', %s, 'Spike', 'Followers spiked.', "
+                         "'k1') returning id", (org_a, artist_a, account_a, today))
+    document_a = db.value("insert into public.documents (org_id, artist_id, source, source_key, content) "
+                          "values (%s, %s, 'metrics', 'k1', 'Spotify followers rose.') returning id", (org_a, artist_a))
     audit_a = db.value("select max(id) from public.audit_log where org_id = %s", (org_a,))
     world.ids.update(org_a=org_a, org_b=org_b, artist_a=artist_a, artist_b=artist_b, account_a=account_a,
                      account_b=account_b, campaign_a=campaign_a, sync_a=sync_a, snapshot_a=snapshot_a,
                      notification=notification, invitation=uuid.UUID(invitation), audit_a=audit_a,
+                     insight_a=insight_a, document_a=document_a, user_self=world.users["analyst"],
                      profile_viewer=world.users["viewer"], today=today)
     return world

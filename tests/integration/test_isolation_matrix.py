@@ -84,6 +84,14 @@ SPECS = [
     _spec("notifications", "id = %(notification)s",
           "insert into public.notifications (user_id, kind, title) values (%(user_viewer)s, 'spam', 'Spam')",
           "read_at = now()", {"viewer"}, update_ok={"viewer"}, delete_ok={"viewer"}),
+    _spec("insights", "id = %(insight_a)s",
+          "insert into public.insights (org_id, kind, title, body, question) "
+          "values (%(org_a)s, 'answer', 'Q', 'A', 'Q?')",
+          "title = 'Forged'", MEMBERS, {"analyst", "manager", "admin", "owner"}),
+    _spec("documents", "id = %(document_a)s",
+          "insert into public.documents (org_id, source, source_key, content) "
+          "values (%(org_a)s, 'metrics', 'forged', 'Forged fact.')",
+          "content = 'Forged'", MEMBERS),
     _spec("audit_log", "id = %(audit_a)s",
           "insert into public.audit_log (org_id, action, target_table) values (%(org_a)s, 'fake.insert', 'x')",
           "action = 'forged.update'", ADMIN_UP | {"platform_admin"}),

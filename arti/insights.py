@@ -1,0 +1,138 @@
+"""Answers built by retrieval: search as the user, then an LLM (OpenAI-compatible chat API) or,
+with none configured, a grounded extractive answer clearly labelled as such. Every answer is
+stored as an insight (kind answer) with the chunk ids it cites.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+
+from arti.embeddings import Embedder, EmbeddingError
+from arti.errors import ArtiError
+
+TOP_K = 5
+CITATION = re.compile(r"\[(\d+)\]")
+SYSTEM_PROMPT = (
+    "You are the analytics assistant of a music marketing team. Answer the question using ONLY the numbered "
+    "facts given. Cite every fact you use with its number in square brackets, like [12]. If the facts do not "
+    "answer the question, say so plainly. Keep numbers exactly as written. Be brief."
+)
+
+
+class LLMError(ArtiError):
+    """The chat model could not answer (unreachable, timeout, refused)."""
+
+
+@dataclass
+class Answer:
+    """What /insights/ask returns."""
+
+    insight_id: uuid.UUID | None
+    text: str
+    mode: str
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    note: str | None = None
+
+
+def vector_literal(vector: list[float]) -> str:
+    return "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
+
+
+async def retrieve(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, question: str,
+                   artist_id: uuid.UUID | None, embedder: Embedder | None, *, mode: str = "hybrid",
+                   k: int = TOP_K) -> list[dict[str, Any]]:
+    """Hybrid search through public.search_documents on the caller's connection (RLS applies)."""
+    embedding = None
+    if embedder is not None and mode != "fulltext":
+        try:
+            embedding = vector_literal((await embedder.embed([question]))[0])
+        except EmbeddingError:
+            embedding = None  # full text alone still answers
+    if mode == "vector" and embedding is None:
+        return []
+    cur = await conn.execute(
+        "select id, chunk_artist_id, source, period_start, period_end, content, fulltext_rank, vector_rank, score "
+        "from public.search_documents(%s, %s, %s::extensions.vector, %s, %s, %s)",
+        (org_id, question, embedding, artist_id, k, mode),
+    )
+    return list(await cur.fetchall())
+
+
+class ChatModel:
+    """An OpenAI-compatible /v1/chat/completions endpoint."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 30.0,
+                 http: httpx.AsyncClient | None = None) -> None:
+        root = base_url.rstrip("/")
+        self._url = root + ("/chat/completions" if root.endswith("/v1") else "/v1/chat/completions")
+        self.model = model
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = http or httpx.AsyncClient(timeout=timeout)
+
+    async def complete(self, question: str, facts: list[dict[str, Any]]) -> str:
+        numbered = "\n".join(f"[{f['id']}] {f['content']}" for f in facts)
+        body = {
+            "model": self.model,
+            "temperature": 0,
+            "messages": [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": f"Facts:\n{numbered}\n\nQuestion: {question}"},
+            ],
+        }
+        try:
+            response = await self._http.post(self._url, json=body, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise LLMError(f"the language model is unreachable ({type(exc).__name__})") from None
+        if response.status_code >= 400:
+            raise LLMError(f"the language model answered HTTP {response.status_code}")
+        try:
+            return str(response.json()["choices"][0]["message"]["content"]).strip()
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise LLMError("the language model's answer had no message content") from None
+
+
+def extractive_answer(facts: list[dict[str, Any]]) -> str:
+    if not facts:
+        return "No facts in this organization's data match the question."
+    lines = [f"- {f['content']} [{f['id']}]" for f in facts]
+    return "Retrieved facts (extractive answer; no language model is configured):\n" + "\n".join(lines)
+
+
+async def answer_question(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, question: str, *,
+                          artist_id: uuid.UUID | None = None, embedder: Embedder | None = None,
+                          llm: ChatModel | None = None) -> Answer:
+    """Retrieve, answer and store, all on `conn`, which must already act as the user."""
+    facts = await retrieve(conn, org_id, question, artist_id, embedder)
+    by_id = {f["id"]: f for f in facts}
+    note = None
+    if llm is not None and facts:
+        try:
+            text = await llm.complete(question, facts)
+            cited = [int(n) for n in CITATION.findall(text) if int(n) in by_id]
+            mode = "llm"
+        except LLMError as exc:
+            text, cited, mode = extractive_answer(facts), list(by_id), "extractive"
+            note = f"{exc}; showing the retrieved facts instead"
+    else:
+        text, cited, mode = extractive_answer(facts), list(by_id), "extractive"
+    cited = list(dict.fromkeys(cited))
+    citations = [{"id": i, "content": by_id[i]["content"], "source": by_id[i]["source"],
+                  "period_start": str(by_id[i]["period_start"]) if by_id[i]["period_start"] else None,
+                  "period_end": str(by_id[i]["period_end"]) if by_id[i]["period_end"] else None} for i in cited]
+    title = question if len(question) <= 120 else question[:117] + "..."
+    cur = await conn.execute(
+        "insert into public.insights (org_id, artist_id, kind, title, body, question, citations, answer_mode, "
+        "evidence) values (%s, %s, 'answer', %s, %s, %s, %s, %s, %s) returning id",
+        (org_id, artist_id, title, text, question, json.dumps(cited), mode,
+         json.dumps({"retrieved": list(by_id), "note": note} if note else {"retrieved": list(by_id)})),
+    )
+    row = await cur.fetchone()
+    insight_id = (row["id"] if isinstance(row, dict) else row[0]) if row else None
+    return Answer(insight_id, text, mode, citations, note)

@@ -1,0 +1,31 @@
+-- Helpers naming metrics for people and telling cumulative counters from daily flows.
+create or replace function private.metric_is_cumulative(metric text)
+returns boolean
+language sql immutable set search_path = ''
+as $$
+    select metric in (
+        'followers', 'followers_count', 'subscribers', 'plays_total', 'releases', 'media_count', 'track_count',
+        'video_count', 'view_count'
+    )
+$$;
+comment on function private.metric_is_cumulative(text) is
+'True for running totals (followers, plays_total...), whose daily change is what moves; false for daily flows.';
+
+create or replace function private.metric_label(provider public.provider, metric text)
+returns text
+language sql immutable set search_path = ''
+as $$
+    select
+        case provider
+            when 'spotify' then 'Spotify'
+            when 'youtube' then 'YouTube'
+            when 'instagram' then 'Instagram'
+            when 'soundcloud' then 'SoundCloud'
+        end
+        || ' '
+        || replace(regexp_replace(metric, '_(count|total)$', ''), '_', ' ')
+$$;
+comment on function private.metric_label(public.provider, text) is
+'Human name of a metric, e.g. (spotify, followers) -> "Spotify followers".';
+
+revoke all on function private.metric_is_cumulative(text), private.metric_label(public.provider, text) from public;

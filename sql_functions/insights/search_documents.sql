@@ -1,0 +1,114 @@
+-- RPC search_documents: hybrid retrieval over an organization's chunks, run as the caller (RLS applies).
+-- Dropped first: a repeatable file may change the result columns, which CREATE OR REPLACE cannot.
+drop function if exists public.search_documents(uuid, text, extensions.vector, uuid, integer, text);
+create or replace function public.search_documents(
+    org_id uuid,
+    query text,
+    query_embedding extensions.vector(384) default null,
+    artist_id uuid default null,
+    match_count integer default 10,
+    mode text default 'hybrid'
+)
+returns table (
+    id bigint,
+    chunk_artist_id uuid,
+    source text,
+    period_start date,
+    period_end date,
+    content text,
+    fulltext_rank integer,
+    vector_rank integer,
+    score double precision
+)
+language plpgsql stable security invoker
+set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+    candidates integer;
+    words tsquery;
+begin
+    if query is null or btrim(query) = '' then
+        raise exception 'query is required' using errcode = '22023';
+    end if;
+    if match_count is null or match_count not between 1 and 50 then
+        raise exception 'match_count must be between 1 and 50' using errcode = '22023';
+    end if;
+    if mode is null or mode not in ('hybrid', 'fulltext', 'vector') then
+        raise exception 'mode must be hybrid, fulltext or vector' using errcode = '22023';
+    end if;
+    if mode = 'vector' and query_embedding is null then
+        raise exception 'mode vector needs query_embedding' using errcode = '22023';
+    end if;
+    if search_documents.org_id not in (select private.my_org_ids()) and auth.role() is distinct from 'service_role' then
+        raise exception 'you are not a member of this organization' using errcode = '42501';
+    end if;
+    candidates := greatest(match_count * 4, 40);
+    -- Any of the question's words may match (websearch syntax ANDs them; questions rarely repeat a chunk's wording).
+    words := replace(websearch_to_tsquery('english', query)::text, ' & ', ' | ')::tsquery;
+    return query
+    with fulltext as (
+        select
+            d.id,
+            row_number() over (order by ts_rank_cd(d.content_tsv, words) desc, d.id)::integer as rank
+        from public.documents as d
+        where
+            mode in ('hybrid', 'fulltext')
+            and d.org_id = search_documents.org_id
+            and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
+            and d.content_tsv @@ words
+        order by rank
+        limit candidates
+    ),
+
+    nearest as materialized (
+        select d.id, d.embedding operator(extensions.<=>) query_embedding as distance
+        from public.documents as d
+        where
+            mode in ('hybrid', 'vector')
+            and query_embedding is not null
+            and d.org_id = search_documents.org_id
+            and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
+            and d.embedding is not null
+        order by d.embedding operator(extensions.<=>) query_embedding
+        limit candidates
+    ),
+
+    vector_ranked as (
+        select n.id, row_number() over (order by n.distance, n.id)::integer as rank
+        from nearest as n
+    ),
+
+    fused as (
+        select
+            coalesce(f.id, v.id) as id,
+            f.rank as fulltext_rank,
+            v.rank as vector_rank,
+            coalesce(1.0 / (60 + f.rank), 0) + coalesce(1.0 / (60 + v.rank), 0) as score
+        from fulltext as f
+        full outer join vector_ranked as v on f.id = v.id
+    )
+
+    select d.id, d.artist_id, d.source, d.period_start, d.period_end, d.content, x.fulltext_rank, x.vector_rank,
+        x.score::double precision
+    from fused as x
+    inner join public.documents as d on x.id = d.id
+    order by x.score desc, d.id
+    limit match_count;
+end
+$$;
+-- pgvector 0.8 iterative index scans: the HNSW scan goes on until enough rows pass the organization
+-- filter, so tenant filtering does not starve results.
+do $iterative$
+begin
+    alter function public.search_documents(uuid, text, extensions.vector, uuid, integer, text)
+    set hnsw.iterative_scan = 'relaxed_order';
+end
+$iterative$;
+comment on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text) is
+'Hybrid retrieval over an organization''s chunks: full-text rank and HNSW cosine similarity fused by reciprocal '
+'rank fusion (k = 60), optionally for one artist; mode fulltext or vector isolates one signal. Without an '
+'embedding, full text alone answers. Errors: 22023 bad arguments, 42501 not a member.';
+revoke all on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text) from public, anon;
+grant execute on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text)
+to authenticated, service_role;

@@ -1,0 +1,218 @@
+"""Insights: anomalies found in SQL (right numbers, once), hybrid retrieval quality, grounded answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import statistics
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import respx
+from psycopg.rows import dict_row
+
+from arti.insights import ChatModel, answer_question, retrieve
+from arti.settings import PROJECT_ROOT
+from tests.factories import add_metric_series, build_world, create_account
+from tests.harness import TestDB
+
+ORG = uuid.UUID("00000000-0000-4000-b000-000000000001")
+VIEWER = "00000000-0000-4000-a000-000000000005"
+ANALYST = "00000000-0000-4000-a000-000000000004"
+
+
+def robust_z(x: float, window: list[float]) -> tuple[float, float]:
+    median = statistics.median(window)
+    mad = statistics.median([abs(v - median) for v in window])
+    return median, 0.6745 * (x - median) / mad
+
+
+def test_anomalies_found_with_the_right_numbers_once(db: TestDB) -> None:
+    world = build_world(db)
+    org, artist = world.ids["org_a"], world.ids["artist_a"]
+    account = create_account(db, org, artist, "youtube")
+    end = dt.date(2026, 11, 20)
+    # Subscribers climb ~100/day with a little noise, then jump by 1,300 on the last-but-two day.
+    gains = [100 + ((i * 7) % 5 - 2) * 3 for i in range(44)] + [1300, 101, 99]
+    totals = [50_000.0]
+    for gain in gains:
+        totals.append(totals[-1] + gain)
+    add_metric_series(db, org, account, "subscribers", totals, end)
+    # Views hover around 20,000 and collapse to 2,000 on the last day.
+    views = [20_000 + ((i * 11) % 7 - 3) * 150 for i in range(46)] + [2_000]
+    add_metric_series(db, org, account, "views", views, end)
+
+    assert db.value("select private.detect_anomalies(%s)", (account,)) == 2
+    rows = db.execute("select metric, day, title, evidence from public.insights where account_id = %s "
+                      "order by metric", (account,))
+    spike, drop = rows
+    spike_day = end - dt.timedelta(days=2)
+    baseline, z = robust_z(1300, gains[-31:-3])
+    assert (spike["metric"], spike["day"]) == ("subscribers", spike_day)
+    assert spike["evidence"]["movement"] == 1300 and spike["evidence"]["baseline"] == baseline
+    assert spike["evidence"]["robust_z"] == pytest.approx(z, abs=0.01)
+    pct = round((1300 - baseline) / baseline * 100)
+    assert spike["title"] == f"YouTube subscribers: +1,300 on {spike_day:%b %d} (+{pct}% vs usual)"
+    baseline_views, z_views = robust_z(2_000, views[-29:-1])
+    assert (drop["metric"], drop["day"]) == ("views", end)
+    assert drop["evidence"]["baseline"] == baseline_views and drop["evidence"]["robust_z"] < -3.5
+    assert drop["evidence"]["robust_z"] == pytest.approx(z_views, abs=0.01)
+    # Not repeated: the same event is reported once.
+    assert db.value("select private.detect_anomalies(%s)", (account,)) == 0
+    assert db.value("select count(*) from public.insights where account_id = %s", (account,)) == 2
+
+
+def test_steady_series_raises_nothing(db: TestDB) -> None:
+    world = build_world(db)
+    account = create_account(db, world.ids["org_a"], world.ids["artist_a"], "soundcloud")
+    add_metric_series(db, world.ids["org_a"], account, "followers_count",
+                      [1000.0 + 10 * i + (i % 3) for i in range(60)], dt.date(2026, 11, 20))
+    assert db.value("select private.detect_anomalies(%s)", (account,)) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# retrieval over the seed data, with the real local embedding model
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def embedder() -> Any:
+    from arti.embeddings import LocalMiniLMEmbedder
+
+    return LocalMiniLMEmbedder()
+
+
+@pytest.fixture
+async def seeded(database_url: str, embedder: Any) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """The demo seed with its chunks embedded, inside a transaction that is rolled back."""
+    from jobs.insights import embed_pending
+
+    conn = await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row)
+    try:
+        await conn.execute((PROJECT_ROOT / "supabase" / "seed.sql").read_text().encode())
+        await conn.execute("select private.detect_anomalies(id) from public.connected_accounts")
+        await conn.execute("select private.refresh_documents(id) from public.artists")
+        await embed_pending(conn, embedder)
+        yield conn
+    finally:
+        await conn.rollback()
+        await conn.close()
+
+
+async def as_user(conn: psycopg.AsyncConnection[Any], user: str) -> None:
+    await conn.execute("set local role authenticated")
+    await conn.execute("select set_config('request.jwt.claims', %s, true)",
+                       (json.dumps({"sub": user, "role": "authenticated"}),))
+
+
+async def key_of(conn: psycopg.AsyncConnection[Any], doc_id: int) -> str:
+    row = await (await conn.execute("select source || ':' || source_key as k from public.documents where id = %s",
+                                    (doc_id,))).fetchone()
+    return row["k"]
+
+
+def labelled_questions(today: dt.date) -> list[tuple[str, str]]:
+    """(question, the chunk that answers it as source:key-pattern) built from the seed's ids."""
+    last_week = today - dt.timedelta(days=today.weekday() + 7)
+    week = last_week.isocalendar().week
+    spotify, instagram, youtube, soundcloud = (f"00000000-0000-4000-d000-00000000000{i}" for i in (1, 2, 3, 4))
+    return [
+        (f"How did Luna Vale's Spotify followers change in week {week}?", f"metrics:{spotify}:followers:{last_week}"),
+        (f"YouTube subscribers of The Quiet Engines in week {week}", f"metrics:{youtube}:subscribers:{last_week}"),
+        (f"Instagram reach for Luna Vale during week {week}", f"metrics:{instagram}:reach:{last_week}"),
+        (f"SoundCloud plays for DJ Koa in week {week}", f"metrics:{soundcloud}:plays_total:{last_week}"),
+        ("What is the budget of the Moonrise single launch?", "campaign:"),
+        ("Which campaign used pre-roll ads around the tour announcement video?", "campaign:"),
+        ("Did the video channel's audience jump unusually in the last few days?", "anomaly:"),
+        ("Was there an unusual surge of people following the DJ?", "anomaly:"),
+        ("How popular is Luna Vale on Spotify lately?", f"metrics:{spotify}:popularity:"),
+        ("Which influencer marketing push happened for the new single?", "campaign:"),
+        ("Which act saw a sudden wave of new fans?", "anomaly:"),
+        ("Tell me about the TikTok creator strategy", "campaign:"),
+    ]
+
+
+async def recall_at_5(conn: psycopg.AsyncConnection[Any], embedder: Any, mode: str) -> float:
+    today = dt.date.today()
+    hits = 0
+    questions = labelled_questions(today)
+    for question, expected in questions:
+        rows = await retrieve(conn, ORG, question, None, embedder, mode=mode, k=5)
+        keys = [await key_of(conn, r["id"]) for r in rows]
+        hits += any(k.startswith(expected) for k in keys)
+    return hits / len(questions)
+
+
+async def test_hybrid_recall_at_5_is_at_least_each_signal_alone(seeded: psycopg.AsyncConnection[Any],
+                                                                embedder: Any) -> None:
+    await as_user(seeded, VIEWER)
+    recalls = {mode: await recall_at_5(seeded, embedder, mode) for mode in ("fulltext", "vector", "hybrid")}
+    print(f"\nrecall@5 on the labelled set: {recalls}")
+    assert recalls["hybrid"] >= recalls["fulltext"]
+    assert recalls["hybrid"] >= recalls["vector"]
+    assert recalls["hybrid"] >= 0.8
+
+
+async def test_retrieval_never_crosses_organizations(seeded: psycopg.AsyncConnection[Any], embedder: Any) -> None:
+    outsider = uuid.uuid4()
+    await seeded.execute("insert into auth.users (id, email) values (%s, 'x@example.test')", (outsider,))
+    await as_user(seeded, str(outsider))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await retrieve(seeded, ORG, "Spotify followers", None, embedder)
+
+
+async def test_full_text_alone_answers_without_embeddings(seeded: psycopg.AsyncConnection[Any]) -> None:
+    await as_user(seeded, VIEWER)
+    rows = await retrieve(seeded, ORG, "Moonrise single launch budget", None, None)
+    assert rows and rows[0]["source"] == "campaign" and rows[0]["vector_rank"] is None
+
+
+async def test_extractive_answer_is_grounded_labelled_and_stored(seeded: psycopg.AsyncConnection[Any],
+                                                                embedder: Any) -> None:
+    await as_user(seeded, ANALYST)
+    answer = await answer_question(seeded, ORG, "What is the budget of the Moonrise single launch?",
+                                   embedder=embedder)
+    assert answer.mode == "extractive"
+    assert "no language model is configured" in answer.text
+    assert any("12000" in c["content"] for c in answer.citations)
+    stored = await (await seeded.execute("select kind::text, question, answer_mode, citations from public.insights "
+                                         "where id = %s", (answer.insight_id,))).fetchone()
+    assert stored["kind"] == "answer" and stored["answer_mode"] == "extractive"
+    assert stored["citations"] == [c["id"] for c in answer.citations]
+
+
+@respx.mock
+async def test_llm_answer_keeps_only_real_citations(seeded: psycopg.AsyncConnection[Any], embedder: Any) -> None:
+    await as_user(seeded, ANALYST)
+    facts = await retrieve(seeded, ORG, "Moonrise single launch budget", None, embedder)
+    real = facts[0]["id"]
+    route = respx.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(200, json={
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "small",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": f"The budget is 12,000 USD [{real}] [999999]."}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }))
+    llm = ChatModel("http://llm.test", "small", api_key="sk-test")
+    answer = await answer_question(seeded, ORG, "Moonrise single launch budget", embedder=embedder, llm=llm)
+    assert answer.mode == "llm" and [c["id"] for c in answer.citations] == [real]
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["model"] == "small" and f"[{real}]" in sent["messages"][1]["content"]
+    assert route.calls.last.request.headers["Authorization"] == "Bearer sk-test"
+
+
+@respx.mock
+async def test_llm_failure_falls_back_to_extractive(seeded: psycopg.AsyncConnection[Any], embedder: Any) -> None:
+    await as_user(seeded, ANALYST)
+    respx.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(503))
+    answer = await answer_question(seeded, ORG, "Moonrise budget", embedder=embedder,
+                                   llm=ChatModel("http://llm.test", "small"))
+    assert answer.mode == "extractive" and answer.note and "503" in answer.note
+
+
+async def test_viewer_cannot_store_answers(seeded: psycopg.AsyncConnection[Any]) -> None:
+    await as_user(seeded, VIEWER)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await answer_question(seeded, ORG, "Moonrise budget")
