@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Starts the ARTi backend. Embedded mode (the default here): installs what is missing, starts the
-# embedded Postgres on 127.0.0.1:54322, applies migrations and prints how to connect.
-# Cloud mode (SUPABASE_DB_URL set): applies migrations to that database.
+# Starts the ARTi backend behind one entry point (Caddy on :8080).
+#   embedded (default): installs what is missing, then Postgres (127.0.0.1:54322), migrations, handlers,
+#                       worker and Caddy as local daemons (pid files and logs under .arti/).
+#   cloud:              SUPABASE_DB_URL set: migrations, handlers, worker and Caddy against that project.
+#   docker:             only with --docker (or ARTI_MODE=docker) on a host with a Docker engine.
+# Re-running is safe: what already runs is left alone. --demo loads supabase/seed.sql (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 mode="${ARTI_MODE:-}"
-demo=0
+demo=()
 for arg in "$@"; do
   case "$arg" in
     --embedded) mode=embedded ;;
     --cloud) mode=cloud ;;
     --docker) mode=docker ;;
-    --demo) demo=1 ;;
-    -h|--help) echo "usage: $0 [--embedded|--cloud|--docker] [--demo]"; exit 0 ;;
+    --demo) demo=(--demo) ;;
+    -h|--help) sed -n '2,9p' "$0"; echo "usage: $0 [--embedded|--cloud|--docker] [--demo]"; exit 0 ;;
     *) echo "unknown option: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -23,28 +26,21 @@ fi
 
 case "$mode" in
   docker)
-    echo "docker mode needs a Docker engine with compose: docker compose up -d (see README, 'Run it')" >&2
-    exit 1 ;;
+    if ! docker compose version >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+      echo "docker mode needs a running Docker engine with compose; none answers here. Use embedded mode (default) or cloud mode (SUPABASE_DB_URL)." >&2
+      exit 1
+    fi
+    [ -f .env ] || { echo "docker mode reads .env: cp .env.example .env and fill in the REQUIRED values" >&2; exit 1; }
+    exec docker compose up -d --build --wait ;;
   cloud)
-    [ -n "${SUPABASE_DB_URL:-}" ] || { echo "cloud mode needs SUPABASE_DB_URL" >&2; exit 1; }
+    [ -n "${SUPABASE_DB_URL:-}" ] || { echo "cloud mode needs SUPABASE_DB_URL (and SUPABASE_URL + keys)" >&2; exit 1; }
+    if [ "$(id -u)" -eq 0 ]; then ./scripts/install-system-deps.sh; fi
     ./scripts/bootstrap-venv.sh >/dev/null
-    .venv/bin/arti db migrate
-    echo "migrated the Supabase project's database" ;;
+    unset ARTI_MODE
+    exec .venv/bin/arti platform start "${demo[@]}" ;;
   embedded)
     if [ "$(id -u)" -eq 0 ]; then ./scripts/install-system-deps.sh; fi
     ./scripts/bootstrap-venv.sh >/dev/null
-    .venv/bin/arti db start
-    .venv/bin/arti db migrate
-    if [ "$demo" -eq 1 ] && [ -f supabase/seed.sql ]; then
-      .venv/bin/arti db reset
-    fi
-    cat <<MSG
-
-ARTi backend (embedded mode) is up.
-  database:  postgresql://postgres:postgres@127.0.0.1:${ARTI_DB_PORT:-54322}/postgres
-  status:    .venv/bin/arti db status
-  stop:      ./stop-platform.sh
-MSG
-    ;;
+    exec env -u SUPABASE_DB_URL .venv/bin/arti platform start "${demo[@]}" ;;
   *) echo "unknown mode: $mode (embedded, cloud or docker)" >&2; exit 2 ;;
 esac

@@ -6,13 +6,14 @@ Every failure is one line on stderr saying what to do, with a non-zero exit code
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from arti.errors import ArtiError
 from arti.localdb import LocalCluster, missing_system_packages
-from arti.settings import Settings, embedded_url, get_settings
+from arti.settings import LOCAL_JWT_SECRET, Settings, embedded_url, get_settings
 
 EXTENSIONS = ("vector", "pg_cron", "pgcrypto", "pgtap")
 
@@ -232,6 +233,43 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_platform(settings: Settings, args: argparse.Namespace) -> int:
+    from arti import platform
+
+    if args.action == "start":
+        for name, state in platform.start_platform(settings, demo=args.demo):
+            print(f"  {name:<11} {state}")
+        _print_endpoints(settings)
+        return 0
+    if args.action == "stop":
+        for name, state in platform.stop_platform(settings):
+            print(f"  {name:<11} {state}")
+        return 0
+    state = platform.status_platform(settings)
+    code, body = state.pop("health")
+    for name, pid in state.items():
+        print(f"  {name:<11} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+    print(f"  {'health':<11} {code or 'unreachable'} {json.dumps(body) if body else ''}")
+    return 0 if code == 200 else 3
+
+
+def _print_endpoints(settings: Settings) -> None:
+    from arti import platform
+    from arti.jwt_auth import mint_service_key
+
+    p = platform.ports()
+    print(f"""
+ARTi backend is up ({settings.mode} mode).
+  entry point      http://127.0.0.1:{p['http']}  (/health, /functions/v1/*)
+  handlers         http://127.0.0.1:{p['handlers']}/functions/v1/health
+  database         {settings.database_url() if settings.mode == 'embedded' else '(SUPABASE_DB_URL)'}
+  anon key         {mint_service_key(settings.jwt_secret, 'anon')}
+  service_role key {mint_service_key(settings.jwt_secret, 'service_role')}
+  JWT secret       {settings.jwt_secret if settings.jwt_secret == LOCAL_JWT_SECRET else '(from SUPABASE_JWT_SECRET)'}
+Next: `.venv/bin/arti users create you@example.com` and `.venv/bin/arti token --user you@example.com`
+for a JWT; logs in {settings.data_dir / 'logs'}; stop with ./stop-platform.sh.""")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arti", description="ARTi platform backend tooling")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -266,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--all", action="store_true", help="every active account")
     sync.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the runs to finish")
     sync.set_defaults(func=cmd_sync)
+    plat = sub.add_parser("platform", help="start/stop the whole platform (used by start-platform.sh)")
+    plat.add_argument("action", choices=["start", "stop", "status"])
+    plat.add_argument("--demo", action="store_true", help="load supabase/seed.sql (idempotent)")
+    plat.set_defaults(func=cmd_platform)
     jobs = sub.add_parser("jobs", help="queue depth, running, failed and stalled jobs")
     jobs.set_defaults(func=cmd_jobs)
     return parser

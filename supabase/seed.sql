@@ -63,19 +63,22 @@ from (
 ) as a (id, name, genres)
 on conflict (id) do nothing;
 
-insert into public.campaigns (org_id, artist_id, name, starts_on, ends_on, budget, goals, status, notes, created_by)
+insert into public.campaigns (id, org_id, artist_id, name, starts_on, ends_on, budget, goals, status, notes, created_by)
 values
 (
+    '00000000-0000-4000-e000-000000000001',
     '00000000-0000-4000-b000-000000000001', '00000000-0000-4000-c000-000000000001', 'Moonrise single launch',
     current_date - 40, current_date + 20, 12000, '{"spotify.followers": 60000}', 'active',
     'TikTok creator push in week 1, Spotify editorial pitch, playlist ads in week 3.',
     '00000000-0000-4000-a000-000000000003'
 ),
 (
+    '00000000-0000-4000-e000-000000000002',
     '00000000-0000-4000-b000-000000000001', '00000000-0000-4000-c000-000000000002', 'Autumn tour teaser',
     current_date - 120, current_date - 60, 4500, '{"youtube.views": 250000}', 'completed',
     'YouTube pre-roll ads around the tour announcement video.', '00000000-0000-4000-a000-000000000003'
-);
+)
+on conflict (id) do nothing;
 
 insert into public.connected_accounts (
     id, org_id, artist_id, provider, external_id, display_name,
@@ -163,4 +166,9 @@ select
     3 as days_fetched,
     6 as metrics_written
 from public.connected_accounts as a
-where a.org_id = '00000000-0000-4000-b000-000000000001';
+where
+    a.org_id = '00000000-0000-4000-b000-000000000001'
+    and not exists (
+        select 1 from public.sync_runs as r
+        where r.account_id = a.id
+    );

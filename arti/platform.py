@@ -1,0 +1,206 @@
+"""`arti platform start|stop|status`: the embedded-mode process supervisor behind start-platform.sh.
+
+Starts, in order: the embedded Postgres, migrations, the handlers (uvicorn), the Procrastinate worker
+and Caddy on :8080 — each daemonised with a pid file and a log under .arti/ — then waits until
+:8080/health answers 200. Re-running starts only what is not running. `stop` stops exactly what
+start started, in reverse order (the worker gracefully), and leaves no listener behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arti.errors import ArtiError
+from arti.localdb import LocalCluster, port_owner
+from arti.settings import PROJECT_ROOT, Settings
+
+
+@dataclass(frozen=True)
+class Service:
+    """A supervised process."""
+
+    name: str
+    argv: list[str]
+    port: int | None
+    stop_timeout: float
+
+
+def ports() -> dict[str, int]:
+    return {
+        "http": int(os.environ.get("ARTI_HTTP_PORT", "8080")),
+        "handlers": int(os.environ.get("ARTI_HANDLERS_PORT", "8000")),
+        "studio": int(os.environ.get("ARTI_STUDIO_PORT", "54323")),
+    }
+
+
+def services(settings: Settings) -> list[Service]:
+    p = ports()
+    python = sys.executable
+    return [
+        Service("handlers", [python, "-m", "uvicorn", "handlers.app:app", "--host", "127.0.0.1",
+                             "--port", str(p["handlers"]), "--no-server-header", "--log-level", "info"],
+                p["handlers"], 10.0),
+        Service("worker", [python, "-m", "arti.cli", "worker"], None, 60.0),
+        Service("caddy", ["caddy", "run", "--config", str(PROJECT_ROOT / "Caddyfile"), "--adapter", "caddyfile"],
+                p["http"], 10.0),
+    ]
+
+
+class Supervisor:
+    """Pid files and logs in <data dir>/run and <data dir>/logs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.run_dir = settings.data_dir / "run"
+        self.log_dir = settings.data_dir / "logs"
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def pid(self, name: str) -> int | None:
+        try:
+            pid = int(self.pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            self.pid_file(name).unlink(missing_ok=True)
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def environment(self) -> dict[str, str]:
+        p = ports()
+        env = dict(os.environ)
+        env.setdefault("ARTI_HANDLERS_UPSTREAM", f"127.0.0.1:{p['handlers']}")
+        env.setdefault("XDG_DATA_HOME", str(self.settings.data_dir / "caddy-data"))
+        env.setdefault("XDG_CONFIG_HOME", str(self.settings.data_dir / "caddy-config"))
+        return env
+
+    def start(self, service: Service) -> str:
+        if self.pid(service.name):
+            return "already running"
+        if service.port is not None:
+            owner = port_owner(service.port)
+            if owner:
+                raise ArtiError(f"port {service.port} (for {service.name}) is already in use by {owner}; stop it "
+                                f"or choose another port (see .env.example)")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{service.name}.log").open("ab")
+        process = subprocess.Popen(service.argv, cwd=PROJECT_ROOT, env=self.environment(), stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pid_file(service.name).write_text(str(process.pid))
+        time.sleep(0.3)
+        if process.poll() is not None:
+            self.pid_file(service.name).unlink(missing_ok=True)
+            raise ArtiError(f"{service.name} exited at once (code {process.returncode}); see "
+                            f"{self.log_dir / (service.name + '.log')}")
+        return "started"
+
+    def stop(self, service: Service) -> str:
+        pid = self.pid(service.name)
+        if pid is None:
+            return "not running"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + service.stop_timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        self.pid_file(service.name).unlink(missing_ok=True)
+        return "stopped"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        if finished == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def http_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URL we build)
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except ValueError:
+            return exc.code, None
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0, None
+
+
+def wait_healthy(timeout: float = 90.0) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{ports()['http']}/health"
+    deadline = time.monotonic() + timeout
+    status, body = 0, None
+    while time.monotonic() < deadline:
+        status, body = http_json(url)
+        if status == 200:
+            return body or {}
+        time.sleep(0.5)
+    raise ArtiError(f"the platform did not become healthy within {timeout:.0f}s: {url} answered {status} "
+                    f"{json.dumps(body)}; see the logs in .arti/logs/")
+
+
+def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str, str]]:
+    from arti.cli import embedded_cluster
+    from arti.db import connect
+    from arti.migrate import migrate, read_sql
+
+    steps: list[tuple[str, str]] = []
+    if settings.mode == "embedded":
+        cluster: LocalCluster = embedded_cluster(settings)
+        steps.append(("postgres", "started" if cluster.start() else "already running"))
+    with connect(settings.database_url(), autocommit=True) as conn:
+        report = migrate(conn, settings.migrations_dir, settings.sql_functions_dir)
+        steps.append(("migrations", f"{len(report.applied)} applied, {len(report.functions)} functions updated"))
+        if demo:
+            conn.execute(read_sql(settings.migrations_dir.parent / "seed.sql").encode())
+            steps.append(("demo data", "loaded (idempotent)"))
+    supervisor = Supervisor(settings)
+    for service in services(settings):
+        steps.append((service.name, supervisor.start(service)))
+    wait_healthy()
+    steps.append(("health", "200"))
+    return steps
+
+
+def stop_platform(settings: Settings) -> list[tuple[str, str]]:
+    supervisor = Supervisor(settings)
+    steps = [(service.name, supervisor.stop(service)) for service in reversed(services(settings))]
+    if settings.mode == "embedded":
+        from arti.cli import embedded_cluster
+
+        steps.append(("postgres", "stopped" if embedded_cluster(settings).stop() else "not running"))
+    return steps
+
+
+def status_platform(settings: Settings) -> dict[str, Any]:
+    supervisor = Supervisor(settings)
+    state: dict[str, Any] = {s.name: supervisor.pid(s.name) for s in services(settings)}
+    state["health"] = http_json(f"http://127.0.0.1:{ports()['http']}/health")
+    return state
