@@ -310,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     plat.set_defaults(func=cmd_platform)
     jobs = sub.add_parser("jobs", help="queue depth, running, failed and stalled jobs")
     jobs.set_defaults(func=cmd_jobs)
+    from arti.cli_users import add_commands as add_user_commands
+
+    add_user_commands(sub)
     return parser
 
 

@@ -88,6 +88,8 @@ class Supervisor:
         env.setdefault("ARTI_HANDLERS_UPSTREAM", f"127.0.0.1:{p['handlers']}")
         env.setdefault("XDG_DATA_HOME", str(self.settings.data_dir / "caddy-data"))
         env.setdefault("XDG_CONFIG_HOME", str(self.settings.data_dir / "caddy-config"))
+        if not env.get("ARTI_ENCRYPTION_KEYS") and not self.settings.encryption_keys:
+            env["ARTI_ENCRYPTION_KEYS"] = local_key_ring(self.settings.data_dir)
         return env
 
     def start(self, service: Service) -> str:
@@ -124,6 +126,22 @@ class Supervisor:
             os.killpg(pid, signal.SIGKILL)
         self.pid_file(service.name).unlink(missing_ok=True)
         return "stopped"
+
+
+def local_key_ring(data_dir: Path) -> str:
+    """Embedded/cloud-dev convenience: a key ring generated once into <data dir>/encryption.keys (mode 600).
+
+    Production sets ARTI_ENCRYPTION_KEYS itself; losing this file makes stored provider tokens unreadable
+    (accounts then need reconnecting), so it lives beside the database it protects.
+    """
+    from arti.crypto import generate_key_setting
+
+    path = data_dir / "encryption.keys"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(generate_key_setting("local1") + "\n")
+    return path.read_text().strip()
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,66 @@
+"""POST /functions/v1/insights/ask: retrieve as the user, answer (LLM or extractive), store, cite."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from arti.embeddings import Embedder, embedder_from_settings
+from arti.insights import ChatModel, answer_question
+from handlers.db import as_user, fetch_one
+from handlers.errors import HandlerError, json_object
+from handlers.services import Services, authenticate, services
+
+
+class AskBody(BaseModel):
+    """The question, scoped to an organization and optionally one artist."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: uuid.UUID
+    artist_id: uuid.UUID | None = None
+    question: str = Field(min_length=3, max_length=2000)
+
+
+def _answering(svc: Services, request: Request) -> tuple[Embedder | None, ChatModel | None]:
+    """The embedder and chat model, created once per app (the local model takes seconds to load)."""
+    state = request.app.state
+    if not hasattr(state, "insights_models"):
+        cfg = svc.settings
+        llm = None
+        if cfg.llm_base_url:
+            key = cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else None
+            llm = ChatModel(cfg.llm_base_url, cfg.llm_model, api_key=key, timeout=cfg.llm_timeout_seconds,
+                            http=getattr(state, "llm_http", None))
+        state.insights_models = (embedder_from_settings(cfg), llm)
+    return state.insights_models  # type: ignore[no-any-return]
+
+
+async def ask(request: Request) -> Response:
+    svc = services(request)
+    claims = await authenticate(request)
+    try:
+        raw = await request.json()
+    except ValueError:
+        raise HandlerError(400, "invalid_json", 'send JSON: {"org_id": "...", "question": "...", '
+                                                '"artist_id": "... (optional)"}') from None
+    body = AskBody.model_validate(json_object(raw))
+    embedder, llm = _answering(svc, request)
+    async with as_user(svc.pool, claims.as_dict(), svc.db_timeout) as conn:
+        allowed = await fetch_one(conn, "select private.has_permission(%s, 'insights.ask') as ok", (body.org_id,))
+        if not allowed or not allowed["ok"]:
+            raise HandlerError(403, "forbidden", "asking needs the insights.ask permission (analyst or above) "
+                                                 "in this organization")
+        answer = await answer_question(conn, body.org_id, body.question.strip(), artist_id=body.artist_id,
+                                       embedder=embedder, llm=llm)
+    payload: dict[str, Any] = {
+        "insight_id": str(answer.insight_id), "answer": answer.text, "mode": answer.mode,
+        "citations": answer.citations,
+    }
+    if answer.note:
+        payload["note"] = answer.note
+    return JSONResponse(payload)
