@@ -60,7 +60,7 @@ async def test_llm_answer_through_an_openai_compatible_api(database_url: str, co
     chunk = add_chunks(conn, world)
     settings = make_settings(database_url, llm_base_url="http://llm.test/v1", llm_model="tiny")
     with respx.mock(assert_all_mocked=True) as router:
-        router.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(200, json={
+        route = router.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(200, json={
             "id": "c1", "object": "chat.completion", "created": 1, "model": "tiny",
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": f"The budget is 12000 USD [{chunk}]."}}],
@@ -70,3 +70,5 @@ async def test_llm_answer_through_an_openai_compatible_api(database_url: str, co
                                          json={"org_id": str(world.ids["org_a"]), "question": "Moonrise budget?"})
     assert response.status_code == 200, response.text
     assert response.json()["mode"] == "llm" and response.json()["answer"].endswith(f"[{chunk}].")
+    prompt = route.calls.last.request.content.decode()
+    assert "Artist A" in prompt and "Artist B" not in prompt  # only the caller's chunks reach the model
