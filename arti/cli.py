@@ -313,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     from arti.cli_users import add_commands as add_user_commands
 
     add_user_commands(sub)
+    from arti.cli_webhooks import add_commands as add_webhook_commands
+
+    add_webhook_commands(sub)
     return parser
 
 

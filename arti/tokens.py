@@ -51,21 +51,13 @@ async def store_tokens(conn: psycopg.AsyncConnection[Any], cipher: TokenCipher, 
 
 
 async def mark_needs_reauth(conn: psycopg.AsyncConnection[Any], account_id: uuid.UUID | str, reason: str) -> None:
-    """Flag the account and tell the people who can reconnect it. Never deletes tokens or data."""
+    """Flag the account (its people are notified by the outbox trigger). Never deletes tokens or data."""
     await conn.execute(
         "update public.connected_accounts set status = 'needs_reauth', last_error = %s where id = %s",
         (reason, str(account_id)),
     )
-    await conn.execute(
-        "insert into public.notifications (user_id, org_id, kind, title, body, data) "
-        "select m.user_id, a.org_id, 'account.needs_reauth', 'Reconnect ' || a.provider || ' for ' || ar.name, "
-        "%s, jsonb_build_object('account_id', a.id) "
-        "from public.connected_accounts a join public.artists ar on ar.id = a.artist_id "
-        "join public.memberships m on m.org_id = a.org_id "
-        "join public.role_permissions rp on rp.role = m.role and rp.permission = 'accounts.connect' "
-        "where a.id = %s",
-        (reason, str(account_id)),
-    )
+    # The status change emits account.needs_reauth through the outbox, which notifies the members who can
+    # reconnect the account (and any subscribed webhook).
 
 
 async def valid_access_token(conn: psycopg.AsyncConnection[Any], cipher: TokenCipher, client: ProviderClient,

@@ -329,3 +329,6 @@ using (user_id = (select auth.uid()));
 
 -- Realtime: clients subscribe to live sync progress and their notifications.
 alter publication supabase_realtime add table public.sync_runs, public.notifications;
+
+-- Only the system inserts here: the identity sequence is not the API roles' to advance.
+revoke all on sequence public.metric_snapshots_id_seq from anon, authenticated;

@@ -92,3 +92,6 @@ from authenticated, service_role;
 alter table public.audit_log enable row level security;
 create policy audit_log_select on public.audit_log for select to authenticated
 using (org_id in (select private.org_ids_with_permission('audit.read')) or (select private.is_platform_admin()));
+
+-- Only the system inserts here: the identity sequence is not the API roles' to advance.
+revoke all on sequence public.audit_log_id_seq from anon, authenticated;

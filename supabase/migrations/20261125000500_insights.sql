@@ -116,3 +116,6 @@ create policy documents_select on public.documents for select to authenticated
 using (org_id in (select private.my_org_ids()));
 
 alter publication supabase_realtime add table public.insights;
+
+-- Only the system inserts here: the identity sequence is not the API roles' to advance.
+revoke all on sequence public.documents_id_seq from anon, authenticated;

@@ -102,7 +102,8 @@ comment on table public.webhook_endpoints is
 'Where an organization''s events are POSTed (n8n Webhook nodes included). Managed through the webhook RPCs.';
 comment on column public.webhook_endpoints.id is 'Endpoint id.';
 comment on column public.webhook_endpoints.org_id is 'Owning organization.';
-comment on column public.webhook_endpoints.url is 'Receiver URL: https (http only to allowed development/private hosts).';
+comment on column public.webhook_endpoints.url is
+'Receiver URL: https (http only to allowed development/private hosts).';
 comment on column public.webhook_endpoints.events is 'Event types delivered to it (public.webhook_event_types).';
 comment on column public.webhook_endpoints.active is 'False: nothing is delivered (pending deliveries fail).';
 comment on column public.webhook_endpoints.description is 'What the endpoint is for.';
@@ -159,14 +160,16 @@ create index webhook_deliveries_org_id_idx on public.webhook_deliveries (org_id,
 create index webhook_deliveries_pending_idx on public.webhook_deliveries (next_attempt_at) where status = 'pending';
 comment on table public.webhook_deliveries is
 'One event to one endpoint: status, attempts and last result (readable with webhooks.manage).';
-comment on column public.webhook_deliveries.id is 'Delivery id (sent as X-Arti-Delivery-Id; `arti webhooks replay` takes it).';
+comment on column public.webhook_deliveries.id is
+'Delivery id (sent as X-Arti-Delivery-Id; `arti webhooks replay` takes it).';
 comment on column public.webhook_deliveries.org_id is 'Owning organization.';
 comment on column public.webhook_deliveries.endpoint_id is 'The endpoint.';
 comment on column public.webhook_deliveries.event_id is 'The event (same id on every attempt and replay).';
 comment on column public.webhook_deliveries.event_type is 'The event type.';
 comment on column public.webhook_deliveries.status is 'pending, delivered, failed or dead.';
 comment on column public.webhook_deliveries.attempts is 'HTTP attempts made so far (replays included).';
-comment on column public.webhook_deliveries.last_status_code is 'HTTP status of the last attempt; null when none was received.';
+comment on column public.webhook_deliveries.last_status_code is
+'HTTP status of the last attempt; null when none was received.';
 comment on column public.webhook_deliveries.last_error is 'Why the last attempt did not deliver.';
 comment on column public.webhook_deliveries.next_attempt_at is 'When the next attempt is due (pending only).';
 comment on column public.webhook_deliveries.retry_until is
@@ -190,7 +193,8 @@ create table public.webhook_delivery_attempts (
     unique (delivery_id, attempt)
 );
 create index webhook_delivery_attempts_org_id_idx on public.webhook_delivery_attempts (org_id);
-comment on table public.webhook_delivery_attempts is 'Every HTTP attempt of every delivery (readable with webhooks.manage).';
+comment on table public.webhook_delivery_attempts is
+'Every HTTP attempt of every delivery (readable with webhooks.manage).';
 comment on column public.webhook_delivery_attempts.id is 'Attempt id.';
 comment on column public.webhook_delivery_attempts.delivery_id is 'The delivery.';
 comment on column public.webhook_delivery_attempts.org_id is 'Owning organization.';
@@ -220,6 +224,7 @@ revoke all on public.webhook_event_types, public.webhook_endpoints, public.webho
 public.webhook_delivery_attempts from anon;
 revoke insert, update, delete, truncate, references, trigger on public.webhook_event_types,
 public.webhook_endpoints, public.webhook_deliveries, public.webhook_delivery_attempts from authenticated;
+revoke all on sequence public.webhook_delivery_attempts_id_seq from anon, authenticated;
 
 alter table public.webhook_event_types enable row level security;
 alter table public.webhook_endpoints enable row level security;
@@ -277,7 +282,7 @@ create function private.fan_out_event() returns trigger
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
-    horizon integer := private.webhook_setting('webhooks.retry_horizon_seconds', '86400')::integer;
+    horizon double precision := private.webhook_setting('webhooks.retry_horizon_seconds', '86400')::double precision;
     created uuid[];
 begin
     with inserted as (
@@ -320,11 +325,13 @@ begin
     case new.type
         when 'sync.failed' then
             wanted := 'accounts.connect';
-            title := 'Sync failed: ' || coalesce(p ->> 'provider', 'account') || ' for ' || coalesce(artist_name, 'an artist');
+            title := 'Sync failed: ' || coalesce(p ->> 'provider', 'account') || ' for '
+                || coalesce(artist_name, 'an artist');
             body := p ->> 'error';
         when 'account.needs_reauth' then
             wanted := 'accounts.connect';
-            title := 'Reconnect ' || coalesce(p ->> 'provider', 'account') || ' for ' || coalesce(artist_name, 'an artist');
+            title := 'Reconnect ' || coalesce(p ->> 'provider', 'account') || ' for '
+                || coalesce(artist_name, 'an artist');
             body := p ->> 'reason';
         when 'anomaly.detected' then
             everyone := true;
@@ -420,7 +427,8 @@ begin
     return null;
 end
 $$;
-comment on function private.event_from_sync_run() is 'Trigger on public.sync_runs: a run becoming failed emits sync.failed.';
+comment on function private.event_from_sync_run() is
+'Trigger on public.sync_runs: a run becoming failed emits sync.failed.';
 
 create function private.event_from_connected_account() returns trigger
 language plpgsql volatile security definer set search_path = ''
@@ -518,7 +526,7 @@ declare
     delivery public.webhook_deliveries;
     endpoint_active boolean;
     job_id bigint;
-    horizon integer := private.webhook_setting('webhooks.retry_horizon_seconds', '86400')::integer;
+    horizon double precision := private.webhook_setting('webhooks.retry_horizon_seconds', '86400')::double precision;
 begin
     select d.* into delivery from public.webhook_deliveries as d where d.id = target_delivery for update;
     if delivery.id is null then

@@ -115,6 +115,13 @@ def test_no_relation_outside_public_is_granted_to_api_roles(db: TestDB, schema: 
     assert rows == []
 
 
+def test_no_public_sequence_is_usable_by_anon(db: TestDB) -> None:
+    rows = db.execute("select c.relname from pg_class c where c.relkind = 'S' "
+                      "and c.relnamespace = 'public'::regnamespace and (has_sequence_privilege('anon', c.oid, 'usage') "
+                      "or has_sequence_privilege('anon', c.oid, 'update'))")
+    assert rows == []
+
+
 def test_schema_usage_for_api_roles_is_limited(db: TestDB) -> None:
     rows = db.execute(
         "select n.nspname, r.rolname from pg_namespace n "
