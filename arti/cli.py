@@ -270,6 +270,13 @@ Next: `.venv/bin/arti users create you@example.com` and `.venv/bin/arti token --
 for a JWT; logs in {settings.data_dir / 'logs'}; stop with ./stop-platform.sh.""")
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    # The benchmark harness lives beside the packages (bench/); the CLI only forwards to it.
+    import bench
+
+    return int(bench.main(list(args.bench_args)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arti", description="ARTi platform backend tooling")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -310,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     plat.set_defaults(func=cmd_platform)
     jobs = sub.add_parser("jobs", help="queue depth, running, failed and stalled jobs")
     jobs.set_defaults(func=cmd_jobs)
+    bench = sub.add_parser("bench", help="run the benchmarks (python -m bench; see bench/README.md)",
+                           add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
     from arti.cli_users import add_commands as add_user_commands
 
     add_user_commands(sub)

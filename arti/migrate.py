@@ -179,6 +179,9 @@ def apply_functions(conn: psycopg.Connection[Any], directory: Path) -> list[str]
 def migrate(conn: psycopg.Connection[Any], migrations_dir: Path, functions_dir: Path) -> MigrateReport:
     """Bootstrap Supabase compatibility where needed, install/upgrade Procrastinate's schema, then apply
     migrations and changed functions."""
+    # Every migration file is named and readable before anything touches the database.
+    for migration in discover_migrations(migrations_dir):
+        read_sql(migration.path)
     apply_compat(conn)
     ensure_tracking(conn)
     report = MigrateReport()

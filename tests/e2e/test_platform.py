@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 
@@ -69,3 +70,44 @@ def test_busy_port_is_a_clear_error(platform_env: dict[str, str]) -> None:
     assert result.returncode != 0
     assert f"port {PORTS['ARTI_HANDLERS_PORT']} (for handlers) is already in use by" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_drive_the_running_platform_through_caddy(platform_env: dict[str, str]) -> None:
+    """Local JWT → a handler through Caddy → a sync of a demo account (provider faked) → the run succeeds."""
+    from arti.crypto import TokenCipher, generate_key_setting
+    from arti.providers.base import TokenSet
+    from arti.tokens import SAVE_SQL, token_params
+    from tests.fake_providers import FakeProviders
+
+    keys = generate_key_setting("e2e")
+    with FakeProviders() as fake:
+        env = platform_env | {"ARTI_ENCRYPTION_KEYS": keys, "ARTI_PROVIDER_GATEWAY": fake.url,
+                              "SPOTIFY_CLIENT_ID": "demo-client", "SPOTIFY_CLIENT_SECRET": "demo-secret"}
+        started = subprocess.run(["./start-platform.sh", "--demo"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                                 text=True, timeout=300)
+        assert started.returncode == 0, started.stdout + started.stderr
+        token = subprocess.run([sys.executable, "-m", "arti.cli", "token", "--user", "analyst@northstar.test",
+                                "--quiet"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert token.returncode == 0, token.stderr
+        jwt = token.stdout.strip()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{PORTS['ARTI_HTTP_PORT']}/functions/v1/insights/ask",
+            data=json.dumps({"org_id": "00000000-0000-4000-b000-000000000001",
+                             "question": "What is the Moonrise single launch budget?"}).encode(),
+            headers={"Authorization": f"Bearer {jwt}", "Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            assert response.status == 200
+            assert json.loads(response.read())["mode"] == "extractive"
+
+        account = "00000000-0000-4000-d000-000000000001"  # the demo Spotify account
+        with psycopg.connect(embedded_url(int(PORTS["ARTI_DB_PORT"])), autocommit=True) as conn:
+            conn.execute(SAVE_SQL, token_params(TokenCipher.from_setting(keys), account,
+                                                TokenSet(access_token="BQD-demo", refresh_token="AQD-demo")))
+        synced = subprocess.run([sys.executable, "-m", "arti.cli", "sync", "--account", account, "--wait", "60"],
+                                cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        with psycopg.connect(embedded_url(int(PORTS["ARTI_DB_PORT"]))) as conn:
+            status = conn.execute("select status::text from public.sync_runs where account_id = %s "
+                                  "order by queued_at desc limit 1", (account,)).fetchone()
+        assert status == ("succeeded",)
+        assert any("api.spotify.com" in url for _, url in fake.requests)

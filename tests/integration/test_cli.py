@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from arti.errors import ArtiError
@@ -69,18 +70,28 @@ def test_cloud_mode_refuses_to_manage_the_embedded_server() -> None:
 
 
 def test_unreadable_migration_via_cli(tmp_path: Path, test_cluster: LocalCluster) -> None:
-    # Migrating a database without pending work still validates every file's name and encoding.
+    # Every file's name and encoding are checked before the database is touched at all.
     (tmp_path / "20260101000000_bad.sql").write_bytes(b"\xff\xfe")
-    env = {"SUPABASE_DB_URL": f"postgresql://postgres:postgres@127.0.0.1:{test_cluster.port}/template1"}
-    code = (
-        "import sys; from pathlib import Path; from arti import cli; from arti.settings import get_settings;"
-        f"s = get_settings(); s.migrations_dir = Path({str(tmp_path)!r}); sys.exit(cli.main(['db', 'migrate']))"
-    )
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))} | env
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
-                            cwd=PROJECT_ROOT, timeout=120)
-    assert result.returncode != 0
-    assert "cannot read" in _error_line(result)
+    name = f"arti_cli_{os.getpid()}"
+    admin_url = f"postgresql://postgres:postgres@127.0.0.1:{test_cluster.port}/template1"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"create database {name}")
+    try:
+        env = {"SUPABASE_DB_URL": f"postgresql://postgres:postgres@127.0.0.1:{test_cluster.port}/{name}"}
+        code = (
+            "import sys; from pathlib import Path; from arti import cli; from arti.settings import get_settings;"
+            f"s = get_settings(); s.migrations_dir = Path({str(tmp_path)!r}); sys.exit(cli.main(['db', 'migrate']))"
+        )
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))} | env
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                                cwd=PROJECT_ROOT, timeout=120)
+        assert result.returncode != 0
+        assert "cannot read" in _error_line(result)
+        with psycopg.connect(env["SUPABASE_DB_URL"]) as conn:
+            assert conn.execute("select to_regnamespace('auth')").fetchone() == (None,), "nothing was applied"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"drop database if exists {name} with (force)")
 
 
 def test_missing_system_packages_are_named_with_the_install_command(

@@ -1,0 +1,207 @@
+"""metric_ingest: how fast the sync worker's write path (bench.ingest.upsert_metrics) stores metrics.
+
+Case `new_day` (the issue's case, with its targets): one day of every metric for N accounts (all the
+dataset's accounts: 10,000 x 5 = 50,000 rows in full size), as a daily sync pass writes it — rows
+that do not exist yet. Measured in the same run, interleaved:
+
+* `upsert`: bench.ingest.upsert_metrics — COPY into a temporary table, one insert-select
+  `on conflict (account_id, metric, day) do update` into public.metrics (PK, index, FK, checks).
+* baseline `copy_raw`: COPY of the same rows into an unindexed table with the same columns (the
+  ceiling for getting rows into Postgres); target: upsert >= 0.5x its rows/s.
+* baseline `executemany`: the same upsert one row per statement, psycopg's executemany (pipelined);
+  target: upsert >= 3x its rows/s.
+* informational `copy_direct`: a plain COPY of the same kind of rows straight into public.metrics
+  (same indexes and FK, no conflict handling) — the server-side floor, showing what the table's
+  indexes and foreign key cost by themselves.
+
+Informational cases (no target): `resync_day` writes a stored day again with its stored values (rows
+are updated: a re-sync, or a provider revising recent days); `one_account` writes one account's last
+7 days per call (35 rows, one transaction each, 20 accounts per repetition), the batch a per-account
+sync job would write.
+
+Every path writes its own days so each repetition does the same kind of work; timings include the
+commit. Afterwards the rows written beyond the dataset's last day are deleted and the table vacuumed,
+so the dataset is as generated (re-synced rows keep their values).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from bench.ingest import COLUMNS, upsert_metrics, upsert_metrics_row_by_row
+from bench.report import Result, measure_interleaved
+
+NAME = "metric_ingest"
+TARGET_VS_COPY = 0.5
+TARGET_VS_EXECUTEMANY = 3.0
+ONE_ACCOUNT_CALLS = 20
+ONE_ACCOUNT_DAYS = 7
+
+RAW_TABLE_SQL = """
+create table if not exists bench.ingest_raw (like public.metrics including defaults)
+"""
+
+
+def _new_day_rows(accounts: Sequence[dict[str, Any]], metrics: Sequence[str], day: date,
+                  rng: random.Random) -> list[tuple[Any, ...]]:
+    rows = []
+    for a in accounts:
+        for metric in metrics:
+            if rng.random() < 0.01:
+                rows.append((a["id"], metric, day, a["org_id"], None, "not provided"))
+            else:
+                rows.append((a["id"], metric, day, a["org_id"], rng.randint(0, 3_000_000), None))
+    return rows
+
+
+def _stored_day_rows(conn: psycopg.Connection[Any], org_ids: list[Any], metrics: Sequence[str],
+                     day: date) -> list[tuple[Any, ...]]:
+    """The rows stored for one day (read through the (org_id, metric, day) index)."""
+    cur = conn.execute(
+        "select account_id, metric, day, org_id, value, note from public.metrics "
+        "where org_id = any(%s) and metric = any(%s) and day = %s",
+        (org_ids, list(metrics), day),
+    )
+    return [tuple(r.values()) for r in cur.fetchall()]
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Callable[[str], None] = print
+        ) -> tuple[list[Result], dict[str, Any]]:
+    spec = dataset["spec"]
+    end = date.fromisoformat(spec["end_day"])
+    first = date.fromisoformat(spec["start_day"])
+    metrics = spec["metrics"]
+    rng = random.Random(spec["seed"])
+    conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+    try:
+        accounts = conn.execute("select id, org_id from public.connected_accounts order by id").fetchall()
+        org_ids = [r["id"] for r in conn.execute("select id from public.organizations").fetchall()]
+        conn.execute(RAW_TABLE_SQL)
+        batch = len(accounts) * len(metrics)
+
+        def days_from(offset: int, step: int = 1) -> Iterator[date]:
+            """Days beyond the dataset, a separate range per path so every write is a first write."""
+            return (end + timedelta(days=offset + step * i) for i in range(10**6))
+
+        def copy_into(table: str, rows: Sequence[Sequence[Any]]) -> float:
+            def go() -> None:
+                with conn.transaction(), conn.cursor() as cur, cur.copy(
+                    f"copy {table} ({', '.join(COLUMNS)}) from stdin"
+                ) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+
+            return _timed(go)
+
+        def copy_raw(rows: Sequence[Sequence[Any]]) -> float:
+            conn.execute("truncate bench.ingest_raw")
+            return copy_into("bench.ingest_raw", rows)
+
+        def new_day(days: Iterator[date], write: Callable[[list[tuple[Any, ...]]], Any]) -> Callable[[], float]:
+            def go() -> float:
+                rows = _new_day_rows(accounts, metrics, next(days), rng)
+                return _timed(lambda: write(rows))
+
+            return go
+
+        def stored_day(days: Iterator[date], write: Callable[[list[tuple[Any, ...]]], Any]) -> Callable[[], float]:
+            def go() -> float:
+                rows = _stored_day_rows(conn, org_ids, metrics, next(days))
+                return _timed(lambda: write(rows))
+
+            return go
+
+        def upsert(rows: list[tuple[Any, ...]]) -> int:
+            return upsert_metrics(conn, rows)
+
+        def many(rows: list[tuple[Any, ...]]) -> int:
+            return upsert_metrics_row_by_row(conn, rows)
+
+        new_rows = _new_day_rows(accounts, metrics, end + timedelta(days=1), rng)
+        stored_rows = _stored_day_rows(conn, org_ids, metrics, end)
+        span = spec["days"] - spec["days"] % 2
+        resync_days = [(end - timedelta(days=(2 * i + k) % span) for i in range(10**6)) for k in (0, 1)]
+
+        # One account's week (a per-account sync job re-fetching the last 7 days), CALLS accounts per repetition.
+        calls = min(ONE_ACCOUNT_CALLS, len(accounts))
+        week_rows = ONE_ACCOUNT_DAYS * len(metrics)
+
+        def one_account(offset: int, write: Callable[[list[tuple[Any, ...]]], Any]) -> Callable[[], float]:
+            windows = days_from(offset, ONE_ACCOUNT_DAYS)
+            turn = iter(range(10**9))
+
+            def go() -> float:
+                batches = []
+                for _ in range(calls):
+                    account, start = accounts[next(turn) % len(accounts)], next(windows)
+                    days = [start + timedelta(days=d) for d in range(ONE_ACCOUNT_DAYS)]
+                    batches.append([row for day in days for row in _new_day_rows([account], metrics, day, rng)])
+                t0 = time.perf_counter()
+                for rows in batches:
+                    write(rows)
+                return time.perf_counter() - t0
+
+            return go
+
+        cases: list[tuple[str, int, dict[str, Callable[[], float]], list[tuple[str, float | None, str]]]] = [
+            ("new_day", batch, {
+                "upsert": new_day(days_from(1), upsert),
+                "copy_raw": lambda: copy_raw(new_rows),
+                "executemany": new_day(days_from(1001), many),
+                "copy_direct": new_day(days_from(2001), lambda rows: copy_into("public.metrics", rows)),
+            }, [("copy_raw", TARGET_VS_COPY, ""), ("executemany", TARGET_VS_EXECUTEMANY, ""),
+                ("copy_direct", None, "informational: plain COPY straight into public.metrics (same indexes and "
+                                      "FK, no conflict handling): the server-side floor for these rows")]),
+            ("resync_day", batch, {
+                "upsert": stored_day(resync_days[0], upsert),
+                "copy_raw": lambda: copy_raw(stored_rows),
+                "executemany": stored_day(resync_days[1], many),
+            }, [("copy_raw", None, "informational: rows updated, not inserted"),
+                ("executemany", None, "informational: rows updated, not inserted")]),
+            ("one_account", calls * week_rows, {
+                "upsert": one_account(3001, upsert),
+                "executemany": one_account(3001 + ONE_ACCOUNT_DAYS * 10**5, many),
+            }, [("executemany", None, f"informational: {calls} calls of {week_rows} rows (one account, "
+                                      f"{ONE_ACCOUNT_DAYS} days), one transaction each")]),
+        ]
+
+        results: list[Result] = []
+        details: dict[str, Any] = {"accounts": len(accounts), "rows_per_batch": batch, "cases": {}}
+        for case, rows_per_rep, runs, comparisons in cases:
+            measured = measure_interleaved(runs, warmup=warmup, reps=reps)
+            for m in measured.values():
+                m.rows = rows_per_rep
+            details["cases"][case] = {k: v.as_json() for k, v in measured.items()}
+            params = {"case": case, "rows_per_repetition": rows_per_rep, "metrics": len(metrics),
+                      "accounts": len(accounts) if case != "one_account" else 1}
+            if case == "one_account":
+                params.update(calls_per_repetition=calls, days_per_call=ONE_ACCOUNT_DAYS)
+            for baseline, target, note in comparisons:
+                results.append(Result(
+                    benchmark=NAME, name=f"{NAME}.{case}.upsert_vs_{baseline}", kind="throughput",
+                    measured=measured["upsert"], baseline_name=baseline, baseline=measured[baseline],
+                    target_op=">=", target=target, params=params, note=note,
+                ))
+            log(f"  {NAME}.{case}: " + ", ".join(f"{k} {v.rows_per_s():,.0f} rows/s" for k, v in measured.items()))
+
+        t0 = time.perf_counter()
+        conn.execute("delete from public.metrics where day > %s or day < %s", (end, first))
+        conn.execute("drop table bench.ingest_raw")
+        conn.execute("vacuum (analyze) public.metrics")
+        details["cleanup_s"] = round(time.perf_counter() - t0, 3)
+    finally:
+        conn.close()
+    return results, details

@@ -1,0 +1,65 @@
+"""Smoke test of the benchmark harness: generate the small dataset, run every benchmark once, check the JSON.
+
+No timing is asserted (benchmarks report ratios; a loaded CI machine must not fail this). It uses its
+own cluster (.arti/bench-smoke-db, port 54331 or ARTI_BENCH_SMOKE_PORT) rather than the bench
+cluster's, so it neither replaces a full-size dataset someone generated nor rebuilds the database
+under a benchmark that is running; the cluster is stopped afterwards if this test started it.
+Skipped when the Postgres packages are not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from arti.localdb import missing_system_packages
+from arti.settings import PROJECT_ROOT
+
+SMOKE_DB_DIR = PROJECT_ROOT / ".arti" / "bench-smoke-db"
+SMOKE_PORT = int(os.environ.get("ARTI_BENCH_SMOKE_PORT", "54331"))
+
+pytestmark = pytest.mark.skipif(bool(missing_system_packages()), reason="the embedded Postgres is not installed")
+
+
+def test_small_run_writes_every_benchmark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import bench
+    from bench.runner import BENCHMARKS
+
+    output = tmp_path / "latest.json"
+    code = bench.main(["--small", "--reps", "1", "--regenerate", "--output", str(output),
+                       "--db-dir", str(SMOKE_DB_DIR), "--port", str(SMOKE_PORT)])
+    printed = capsys.readouterr().out
+
+    assert code == 0
+    payload = json.loads(output.read_text())
+    assert payload["schema_version"] == 1
+    assert payload["options"] == {"size": "small", "reps": 1, "warmup": 0, "only": sorted(BENCHMARKS)}
+    machine = payload["machine"]
+    assert machine["nproc"] >= 1 and machine["ram_bytes"] > 0 and machine["postgres"].startswith("15")
+    assert payload["dataset"]["spec"]["name"] == "small"
+    assert payload["dataset"]["counts"]["metrics"] == payload["dataset"]["spec"]["metric_rows"] == 90_000
+
+    assert set(payload["benchmarks"]) == set(BENCHMARKS)
+    for name, bench_result in payload["benchmarks"].items():
+        assert bench_result["results"], name
+        for r in bench_result["results"]:
+            assert r["benchmark"] == name and r["name"].startswith(name + ".")
+            assert r["measured"]["reps"] == r["baseline"]["reps"] == 1
+            assert r["measured"]["median_ms"] > 0 and r["baseline"]["median_ms"] > 0
+            assert r["ratio"] > 0
+            assert isinstance(r["met"], bool) if r["target"] else r["met"] is None
+            assert r["name"] in printed
+        assert any(r["target"] for r in bench_result["results"]), name
+    assert {r["name"] for r in payload["results"]} == {
+        r["name"] for b in payload["benchmarks"].values() for r in b["results"]
+    }
+
+    explain = payload["benchmarks"]["dashboard_rls"]["explain"]
+    plan = explain["plans"]["timeseries.largest.analyst"]
+    assert "public.metrics" in plan["plan"]
+    assert isinstance(explain["analyst_timeseries_uses_index_scan"], bool)
+    ingest = payload["benchmarks"]["metric_ingest"]["details"]
+    assert ingest["rows_per_batch"] == 200 * 5
