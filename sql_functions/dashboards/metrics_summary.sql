@@ -24,42 +24,34 @@ begin
         raise exception 'you are not a member of this organization' using errcode = '42501';
     end if;
     return query
-    with in_range as (
-        select m.account_id, m.metric, m.day, m.value
+    -- One hash aggregate finds each series' first and last reported day in the range; two primary-key
+    -- lookups per series fetch the values (no sort of the whole range, even for the largest orgs).
+    with bounds as (
+        select m.account_id, m.metric, min(m.day) as first_day, max(m.day) as last_day
         from public.metrics as m
         where
             m.org_id = metrics_summary.org_id
             and m.day between start_day and end_day
             and m.value is not null
-    ),
-
-    latest as (
-        select distinct on (r.account_id, r.metric) r.account_id, r.metric, r.day, r.value
-        from in_range as r
-        order by r.account_id, r.metric, r.day desc
-    ),
-
-    baseline as (
-        select distinct on (r.account_id, r.metric) r.account_id, r.metric, r.day, r.value
-        from in_range as r
-        order by r.account_id, r.metric, r.day asc
+        group by m.account_id, m.metric
     )
 
     select
-        l.account_id,
+        b.account_id,
         a.artist_id,
         a.provider,
-        l.metric,
-        b.day,
-        b.value,
-        l.day,
+        b.metric,
+        b.first_day,
+        f.value,
+        b.last_day,
         l.value,
-        l.value - b.value,
-        round((l.value - b.value) / nullif(b.value, 0) * 100, 2)
-    from latest as l
-    inner join baseline as b on l.account_id = b.account_id and l.metric = b.metric
-    inner join public.connected_accounts as a on l.account_id = a.id
-    order by a.artist_id, a.provider, l.metric;
+        l.value - f.value,
+        round((l.value - f.value) / nullif(f.value, 0) * 100, 2)
+    from bounds as b
+    inner join public.metrics as f on b.account_id = f.account_id and b.metric = f.metric and b.first_day = f.day
+    inner join public.metrics as l on b.account_id = l.account_id and b.metric = l.metric and b.last_day = l.day
+    inner join public.connected_accounts as a on b.account_id = a.id
+    order by a.artist_id, a.provider, b.metric;
 end
 $$;
 comment on function public.metrics_summary(uuid, date, date) is
