@@ -305,6 +305,8 @@ class ProviderClient(ABC):
     """Days of trailing data the platform may still revise; see `sync_window`."""
     refresh_tokens_single_use: ClassVar[bool] = False
     """True when a refresh spends the refresh token (the refreshed TokenSet must replace the stored one)."""
+    default_scopes: ClassVar[tuple[str, ...]] = ()
+    """Scopes asked for when the caller names none."""
 
     def __init__(
         self,
@@ -313,6 +315,7 @@ class ProviderClient(ABC):
         http: httpx.AsyncClient | None = None,
         *,
         clock: Clock = utcnow,
+        scopes: tuple[str, ...] | None = None,
     ) -> None:
         if not client_id or not client_secret:
             raise ValueError(f"{self.name}: client_id and client_secret are required")
@@ -321,6 +324,7 @@ class ProviderClient(ABC):
         self._owns_http = http is None
         self.http = http if http is not None else httpx.AsyncClient(timeout=httpx.Timeout(20.0))
         self.clock = clock
+        self.scopes = scopes if scopes is not None else self.default_scopes
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.client_id!r})"

@@ -180,18 +180,18 @@ class InstagramClient(ProviderClient):
     name: ClassVar[str] = "instagram"
     reporting_lag_days: ClassVar[int] = 2  # insights can be delayed up to 48 hours
 
+    default_scopes: ClassVar[tuple[str, ...]] = DEFAULT_SCOPES
+
     def __init__(
         self,
         client_id: str,
         client_secret: str,
         http: httpx.AsyncClient | None = None,
         *,
-        scopes: tuple[str, ...] = DEFAULT_SCOPES,
         api_version: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(client_id, client_secret, http, **kwargs)
-        self.scopes = scopes
         self.graph_url = f"{GRAPH_URL}/{api_version}" if api_version else GRAPH_URL
 
     # -- OAuth

@@ -84,18 +84,7 @@ class SpotifyClient(ProviderClient):
     """Spotify Web API client."""
 
     name: ClassVar[str] = "spotify"
-
-    def __init__(
-        self,
-        client_id: str,
-        client_secret: str,
-        http: httpx.AsyncClient | None = None,
-        *,
-        scopes: tuple[str, ...] = DEFAULT_SCOPES,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(client_id, client_secret, http, **kwargs)
-        self.scopes = scopes
+    default_scopes: ClassVar[tuple[str, ...]] = DEFAULT_SCOPES
 
     # -- OAuth
 

@@ -124,18 +124,7 @@ class YouTubeClient(ProviderClient):
 
     name: ClassVar[str] = "youtube"
     reporting_lag_days: ClassVar[int] = LAG_DAYS
-
-    def __init__(
-        self,
-        client_id: str,
-        client_secret: str,
-        http: httpx.AsyncClient | None = None,
-        *,
-        scopes: tuple[str, ...] = DEFAULT_SCOPES,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(client_id, client_secret, http, **kwargs)
-        self.scopes = scopes
+    default_scopes: ClassVar[tuple[str, ...]] = DEFAULT_SCOPES
 
     # -- OAuth
 
