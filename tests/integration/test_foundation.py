@@ -201,3 +201,12 @@ def test_every_table_column_and_function_has_a_comment(db: TestDB, schema: str) 
         "and obj_description(p.oid, 'pg_proc') is null "
         "and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')", (schema,))
     assert functions == []
+
+
+def test_realtime_publishes_live_tables(db: TestDB) -> None:
+    published = {r["tablename"] for r in db.execute(
+        "select tablename from pg_publication_tables where pubname = 'supabase_realtime' and schemaname = 'public'")}
+    assert {"sync_runs", "notifications", "insights"} <= published
+    # Private data never goes out through Realtime.
+    assert db.value("select count(*) from pg_publication_tables where pubname = 'supabase_realtime' "
+                    "and schemaname <> 'public'") == 0
