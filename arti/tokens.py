@@ -16,8 +16,6 @@ import psycopg
 from arti.crypto import TokenCipher
 from arti.providers.base import ProviderAuthError, ProviderClient, TokenSet, utcnow
 
-REFRESH_MARGIN_SECONDS = 300
-
 
 class TokensMissing(ProviderAuthError):
     """The account has no stored tokens: it must be connected again."""
@@ -79,9 +77,9 @@ async def valid_access_token(conn: psycopg.AsyncConnection[Any], cipher: TokenCi
         access = cipher.decrypt(values[0], _aad(account_id, "access"))
         refresh = cipher.decrypt(values[1], _aad(account_id, "refresh")) if values[1] else None
         current = TokenSet(access_token=access, refresh_token=refresh, expires_at=values[2], scope=values[3])
-        if not force_refresh and not current.expires_within(REFRESH_MARGIN_SECONDS, utcnow()):
+        if not force_refresh and not current.expires_within(client.refresh_margin_seconds, utcnow()):
             return current.access_token
-        if current.refresh_token is None and client.name != "instagram":
+        if current.refresh_token is None and not client.refreshes_with_access_token:
             if force_refresh:
                 raise ProviderAuthError(client.name, "the access token was refused and there is no refresh token")
             return current.access_token

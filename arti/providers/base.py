@@ -307,6 +307,10 @@ class ProviderClient(ABC):
     """True when a refresh spends the refresh token (the refreshed TokenSet must replace the stored one)."""
     default_scopes: ClassVar[tuple[str, ...]] = ()
     """Scopes asked for when the caller names none."""
+    refreshes_with_access_token: ClassVar[bool] = False
+    """True when the access token itself is exchanged for a new one (no refresh token exists)."""
+    refresh_margin_seconds: ClassVar[float] = 300
+    """Refresh this long before the access token expires."""
 
     def __init__(
         self,

@@ -181,6 +181,9 @@ class InstagramClient(ProviderClient):
     reporting_lag_days: ClassVar[int] = 2  # insights can be delayed up to 48 hours
 
     default_scopes: ClassVar[tuple[str, ...]] = DEFAULT_SCOPES
+    # Long-lived tokens last 60 days and are refreshed with themselves: renew a week ahead.
+    refreshes_with_access_token: ClassVar[bool] = True
+    refresh_margin_seconds: ClassVar[float] = 7 * 24 * 3600
 
     def __init__(
         self,
