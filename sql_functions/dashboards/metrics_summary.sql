@@ -24,10 +24,15 @@ begin
         raise exception 'you are not a member of this organization' using errcode = '42501';
     end if;
     return query
-    -- One hash aggregate finds each series' first and last reported day in the range; two primary-key
-    -- lookups per series fetch the values (no sort of the whole range, even for the largest orgs).
+    -- One scan, one hash aggregate, one evaluation of the RLS filter: min/max over [day, value] pairs
+    -- pick the first and the last reported value of each series (arrays compare element by element,
+    -- so the day decides) without sorting the range, even for the largest organizations.
     with bounds as (
-        select m.account_id, m.metric, min(m.day) as first_day, max(m.day) as last_day
+        select
+            m.account_id,
+            m.metric,
+            min(array[(m.day - date '2000-01-01')::numeric, m.value]) as first_pair,
+            max(array[(m.day - date '2000-01-01')::numeric, m.value]) as last_pair
         from public.metrics as m
         where
             m.org_id = metrics_summary.org_id
@@ -41,15 +46,13 @@ begin
         a.artist_id,
         a.provider,
         b.metric,
-        b.first_day,
-        f.value,
-        b.last_day,
-        l.value,
-        l.value - f.value,
-        round((l.value - f.value) / nullif(f.value, 0) * 100, 2)
+        date '2000-01-01' + b.first_pair[1]::integer,
+        b.first_pair[2],
+        date '2000-01-01' + b.last_pair[1]::integer,
+        b.last_pair[2],
+        b.last_pair[2] - b.first_pair[2],
+        round((b.last_pair[2] - b.first_pair[2]) / nullif(b.first_pair[2], 0) * 100, 2)
     from bounds as b
-    inner join public.metrics as f on b.account_id = f.account_id and b.metric = f.metric and b.first_day = f.day
-    inner join public.metrics as l on b.account_id = l.account_id and b.metric = l.metric and b.last_day = l.day
     inner join public.connected_accounts as a on b.account_id = a.id
     order by a.artist_id, a.provider, b.metric;
 end

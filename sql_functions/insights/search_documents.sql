@@ -46,32 +46,35 @@ begin
     candidates := greatest(match_count * 4, 40);
     -- Any of the question's words may match (websearch syntax ANDs them; questions rarely repeat a chunk's wording).
     words := replace(websearch_to_tsquery('english', query)::text, ' & ', ' | ')::tsquery;
-    return query
+    -- Dynamic SQL on purpose: a one-shot plan sees the actual organization, so the planner picks the org_id
+    -- index plus an exact sort for small organizations and the HNSW index (iterative scan) for large ones;
+    -- plpgsql's cached generic plan would use one strategy for all and crawl the graph for tiny tenants.
+    return query execute $query$
     with fulltext as (
         select
             d.id,
-            row_number() over (order by ts_rank_cd(d.content_tsv, words) desc, d.id)::integer as rank
+            row_number() over (order by ts_rank_cd(d.content_tsv, $3) desc, d.id)::integer as rank
         from public.documents as d
         where
-            mode in ('hybrid', 'fulltext')
-            and d.org_id = search_documents.org_id
-            and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
-            and d.content_tsv @@ words
+            $7 in ('hybrid', 'fulltext')
+            and d.org_id = $1
+            and ($2 is null or d.artist_id = $2)
+            and d.content_tsv @@ $3
         order by rank
-        limit candidates
+        limit $5
     ),
 
     nearest as materialized (
-        select d.id, d.embedding operator(extensions.<=>) query_embedding as distance
+        select d.id, d.embedding operator(extensions.<=>) $4 as distance
         from public.documents as d
         where
-            mode in ('hybrid', 'vector')
-            and query_embedding is not null
-            and d.org_id = search_documents.org_id
-            and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
+            $7 in ('hybrid', 'vector')
+            and $4 is not null
+            and d.org_id = $1
+            and ($2 is null or d.artist_id = $2)
             and d.embedding is not null
-        order by d.embedding operator(extensions.<=>) query_embedding
-        limit candidates
+        order by d.embedding operator(extensions.<=>) $4
+        limit $5
     ),
 
     vector_ranked as (
@@ -94,7 +97,10 @@ begin
     from fused as x
     inner join public.documents as d on x.id = d.id
     order by x.score desc, d.id
-    limit match_count;
+    limit $6
+    $query$
+    using search_documents.org_id, search_documents.artist_id, words, query_embedding, candidates,
+        match_count, mode;
 end
 $$;
 -- pgvector 0.8 iterative index scans: the HNSW scan goes on until enough rows pass the organization
