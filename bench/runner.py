@@ -15,15 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from arti.errors import ArtiError
-from bench import dashboard_rls, metric_ingest
+from arti.migrate import migrate
+from arti.settings import PROJECT_ROOT
+from bench import dashboard_rls, handlers_http, metric_ingest, retrieval, worker_throughput
 from bench import db as benchdb
-from bench.generate import SIZES, current_dataset, generate
+from bench.generate import SIZES, current_dataset, generate, regenerate_chunks, with_chunks
 from bench.report import Result, format_table, write_json
 
 BenchmarkFn = Callable[..., tuple[list[Result], dict[str, Any]]]
 BENCHMARKS: dict[str, BenchmarkFn] = {
     dashboard_rls.NAME: dashboard_rls.run,
     metric_ingest.NAME: metric_ingest.run,
+    worker_throughput.NAME: worker_throughput.run,
+    retrieval.NAME: retrieval.run,
+    handlers_http.NAME: handlers_http.run,
 }
 SCHEMA_VERSION = 1
 
@@ -42,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="warm-up repetitions (default 2, 0 when --reps 1)")
     parser.add_argument("--regenerate", action="store_true", help="rebuild the dataset even if it is in place")
     parser.add_argument("--generate-only", action="store_true", help="make sure the dataset exists, run nothing")
+    parser.add_argument("--chunks", type=int, default=None,
+                        help="text chunks with vectors for `retrieval` (default 1,000,000 full, 20,000 small); "
+                             "changing it regenerates only the chunks")
     parser.add_argument("--load-strategy", choices=("drop", "keep"), default="drop",
                         help="how a generation loads public.metrics (see bench/README.md)")
     parser.add_argument("--output", type=Path, default=benchdb.RESULTS_DIR / "latest.json",
@@ -62,15 +70,29 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def ensure_dataset(cluster: Any, spec_name: str, *, regenerate: bool, strategy: str) -> tuple[dict[str, Any], bool]:
-    """The dataset's record (spec, options, timings, counts), generating it when absent or of another size."""
+def ensure_dataset(cluster: Any, spec_name: str, *, regenerate: bool, strategy: str,
+                   chunks: int | None = None) -> tuple[dict[str, Any], bool]:
+    """The dataset's record (spec, options, timings, counts), generating it when absent or of another size.
+
+    A dataset that differs only by its number of chunks gets its chunks replaced, metrics kept.
+    """
     url = benchdb.database_url(cluster)
-    spec = SIZES[spec_name]
+    spec = with_chunks(SIZES[spec_name], chunks)
     found = None if regenerate else current_dataset(url)
     if found is not None and found["spec"] == spec.as_json():
+        # A reused dataset still gets the current schema and functions (only what changed is applied).
+        with benchdb.connect(url) as conn:
+            applied = migrate(conn, PROJECT_ROOT / "supabase" / "migrations", PROJECT_ROOT / "sql_functions")
+        if applied.applied or applied.functions:
+            _log(f"dataset: applied {len(applied.applied)} migration(s), {len(applied.functions)} function file(s)")
         _log(f"dataset: {spec_name}, generated {found['generated_at']:%Y-%m-%d %H:%M} UTC "
              f"in {found['timings']['total']:.1f} s (reused; --regenerate to rebuild)")
         return found, False
+    if found is not None and {**found["spec"], "chunks": spec.chunks} == spec.as_json():
+        regenerate_chunks(cluster, spec, found, log=_log)
+        found = current_dataset(url)
+        assert found is not None
+        return found, True
     if found is not None:
         _log(f"dataset: the bench database holds the {found['spec']['name']} dataset; rebuilding it as {spec_name}")
     generate(cluster, spec, strategy=strategy, log=_log)
@@ -91,7 +113,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with benchdb.cluster_running(cluster):
         url = benchdb.database_url(cluster)
         dataset, generated = ensure_dataset(cluster, "small" if args.small else "full",
-                                            regenerate=args.regenerate, strategy=args.load_strategy)
+                                            regenerate=args.regenerate, strategy=args.load_strategy,
+                                            chunks=args.chunks)
         with benchdb.connect(url) as conn:
             payload["machine"] = benchdb.machine_info(conn)
         _log(benchdb.describe_machine(payload["machine"]))

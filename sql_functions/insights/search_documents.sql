@@ -27,6 +27,44 @@ as $$
 declare
     candidates integer;
     words tsquery;
+    fulltext_part text := $fulltext$
+    fulltext as (
+        select
+            d.id,
+            d.artist_id,
+            d.source,
+            d.period_start,
+            d.period_end,
+            d.content,
+            row_number() over (order by ts_rank_cd(d.content_tsv, $3) desc, d.id)::integer as rank
+        from public.documents as d
+        where
+            d.org_id = $1
+            and ($2 is null or d.artist_id = $2)
+            and d.content_tsv @@ $3
+        order by rank
+        limit $5
+    )
+    $fulltext$;
+    nearest_part text := $nearest$
+    nearest as materialized (
+        select
+            d.id,
+            d.artist_id,
+            d.source,
+            d.period_start,
+            d.period_end,
+            d.content,
+            d.embedding operator(extensions.<=>) $4 as distance
+        from public.documents as d
+        where
+            d.org_id = $1
+            and ($2 is null or d.artist_id = $2)
+            and d.embedding is not null
+        order by d.embedding operator(extensions.<=>) $4
+        limit $5
+    )
+    $nearest$;
 begin
     if query is null or btrim(query) = '' then
         raise exception 'query is required' using errcode = '22023';
@@ -46,45 +84,59 @@ begin
     candidates := greatest(match_count * 4, 40);
     -- Any of the question's words may match (websearch syntax ANDs them; questions rarely repeat a chunk's wording).
     words := replace(websearch_to_tsquery('english', query)::text, ' & ', ' | ')::tsquery;
-    -- Dynamic SQL on purpose: a one-shot plan sees the actual organization, so the planner picks the org_id
-    -- index plus an exact sort for small organizations and the HNSW index (iterative scan) for large ones;
-    -- plpgsql's cached generic plan would use one strategy for all and crawl the graph for tiny tenants.
-    return query execute $query$
-    with fulltext as (
+    -- Dynamic SQL on purpose. A one-shot plan sees the actual organization, so the planner picks the org_id
+    -- index plus an exact sort for small organizations and the HNSW index (iterative scan) for large ones,
+    -- where plpgsql's cached generic plan would use one strategy for all; and a signal that is not asked
+    -- for (mode, or no embedding) is left out of the statement instead of being planned and skipped.
+    if mode = 'vector' then
+        fulltext_part := $empty$
+    fulltext as (
         select
-            d.id,
-            row_number() over (order by ts_rank_cd(d.content_tsv, $3) desc, d.id)::integer as rank
-        from public.documents as d
-        where
-            $7 in ('hybrid', 'fulltext')
-            and d.org_id = $1
-            and ($2 is null or d.artist_id = $2)
-            and d.content_tsv @@ $3
-        order by rank
-        limit $5
-    ),
+            null::bigint as id,
+            null::uuid as artist_id,
+            null::text as source,
+            null::date as period_start,
+            null::date as period_end,
+            null::text as content,
+            null::integer as rank
+        where false
+    )
+    $empty$;
+    end if;
+    if mode = 'fulltext' or query_embedding is null then
+        nearest_part := $empty$
+    nearest as (
+        select
+            null::bigint as id,
+            null::uuid as artist_id,
+            null::text as source,
+            null::date as period_start,
+            null::date as period_end,
+            null::text as content,
+            null::double precision as distance
+        where false
+    )
+    $empty$;
+    end if;
+    return query execute format($query$
+    with %s,
 
-    nearest as materialized (
-        select d.id, d.embedding operator(extensions.<=>) $4 as distance
-        from public.documents as d
-        where
-            $7 in ('hybrid', 'vector')
-            and $4 is not null
-            and d.org_id = $1
-            and ($2 is null or d.artist_id = $2)
-            and d.embedding is not null
-        order by d.embedding operator(extensions.<=>) $4
-        limit $5
-    ),
+    %s,
 
     vector_ranked as (
-        select n.id, row_number() over (order by n.distance, n.id)::integer as rank
+        select n.*, row_number() over (order by n.distance, n.id)::integer as rank
         from nearest as n
     ),
 
+    -- Each side carries the chunk's columns, so the fused rows need no second visit to documents.
     fused as (
         select
             coalesce(f.id, v.id) as id,
+            coalesce(f.artist_id, v.artist_id) as artist_id,
+            coalesce(f.source, v.source) as source,
+            coalesce(f.period_start, v.period_start) as period_start,
+            coalesce(f.period_end, v.period_end) as period_end,
+            coalesce(f.content, v.content) as content,
             f.rank as fulltext_rank,
             v.rank as vector_rank,
             coalesce(1.0 / (60 + f.rank), 0) + coalesce(1.0 / (60 + v.rank), 0) as score
@@ -92,15 +144,14 @@ begin
         full outer join vector_ranked as v on f.id = v.id
     )
 
-    select d.id, d.artist_id, d.source, d.period_start, d.period_end, d.content, x.fulltext_rank, x.vector_rank,
+    select x.id, x.artist_id, x.source, x.period_start, x.period_end, x.content, x.fulltext_rank, x.vector_rank,
         x.score::double precision
     from fused as x
-    inner join public.documents as d on x.id = d.id
-    order by x.score desc, d.id
+    order by x.score desc, x.id
     limit $6
-    $query$
+    $query$, fulltext_part, nearest_part)
     using search_documents.org_id, search_documents.artist_id, words, query_embedding, candidates,
-        match_count, mode;
+        match_count;
 end
 $$;
 -- pgvector 0.8 iterative index scans: the HNSW scan goes on until enough rows pass the organization
