@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+MAX_JSON_SAMPLES = 2000
+
 
 @dataclass
 class Measurement:
@@ -40,8 +42,12 @@ class Measurement:
             "min_ms": round(min(self.samples) * 1000, 3),
             "max_ms": round(max(self.samples) * 1000, 3),
             "reps": len(self.samples),
-            "samples_ms": [round(s * 1000, 3) for s in self.samples],
         }
+        if len(self.samples) <= MAX_JSON_SAMPLES:
+            out["samples_ms"] = [round(s * 1000, 3) for s in self.samples]
+        else:  # per-request latencies: percentiles instead of every sample
+            q = statistics.quantiles(self.samples, n=100, method="inclusive")
+            out["percentiles_ms"] = {f"p{p}": round(q[p - 1] * 1000, 3) for p in (1, 5, 25, 50, 75, 90, 95, 99)}
         if self.rows:
             out["rows"] = self.rows
             out["rows_per_s_median"] = round(self.rows_per_s() or 0, 1)
@@ -68,8 +74,11 @@ def measure_interleaved(runs: dict[str, Callable[[], float]], *, warmup: int, re
 class Result:
     """One comparison: a measurement against its same-run baseline, with a target on their ratio.
 
-    kind "time": ratio = median time / baseline median time (lower is better; target `<=`).
+    kind "time": ratio = median time / baseline median time (lower is better; target `<=`); with
+        `stat="p95"`, the 95th percentiles are compared instead of the medians.
     kind "throughput": ratio = rows/s / baseline rows/s (higher is better; target `>=`).
+    kind "score": the ratio is `value`, a quality score measured against the baseline (e.g. recall@10 of
+        an approximate search against the exact one); the measurements only carry the timings.
     """
 
     benchmark: str
@@ -82,9 +91,15 @@ class Result:
     target: float | None
     params: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    stat: str = "median"
+    value: float | None = None
 
     @property
     def ratio(self) -> float:
+        if self.kind == "score":
+            return float(self.value or 0.0)
+        if self.stat == "p95":
+            return self.measured.p95 / self.baseline.p95
         if self.kind == "throughput":
             return (self.measured.rows_per_s() or 0) / (self.baseline.rows_per_s() or 1)
         return self.measured.median / self.baseline.median
@@ -95,6 +110,15 @@ class Result:
             return None
         return self.ratio <= self.target if self.target_op == "<=" else self.ratio >= self.target
 
+    @property
+    def unit(self) -> str:
+        return "" if self.kind == "score" else "x"
+
+    def ratio_text(self) -> str:
+        if self.kind == "score":
+            return f"{self.ratio:.3f}"
+        return f"{self.ratio:.2f}x" + (" (p95)" if self.stat == "p95" else "")
+
     def as_json(self) -> dict[str, Any]:
         return {
             "benchmark": self.benchmark,
@@ -104,7 +128,8 @@ class Result:
             "baseline_name": self.baseline_name,
             "baseline": self.baseline.as_json(),
             "ratio": round(self.ratio, 4),
-            "target": None if self.target is None else f"{self.target_op} {self.target}x",
+            "stat": "value" if self.kind == "score" else self.stat,
+            "target": None if self.target is None else f"{self.target_op} {self.target}{self.unit}",
             "target_op": self.target_op,
             "target_value": self.target,
             "met": self.met,
@@ -134,8 +159,8 @@ def format_table(results: Sequence[Result]) -> str:
             r.baseline_name,
             _ms(r.baseline.median),
             _rate(r.baseline.rows_per_s()),
-            f"{r.ratio:.2f}x",
-            "-" if r.target is None else f"{r.target_op} {r.target}x",
+            r.ratio_text(),
+            "-" if r.target is None else f"{r.target_op} {r.target}{r.unit}",
             {True: "yes", False: "NO", None: "n/a"}[r.met],
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -1,0 +1,295 @@
+"""retrieval: org-filtered vector search through public.search_documents, against exact search and unfiltered HNSW.
+
+The corpus is the dataset's chunks (bench/chunks.py: 1M full size, Zipf-sized organizations, so the
+largest holds ~1,000x the chunks of the smallest). Organizations are bucketed by chunk count —
+`large` (the top 1% by size), `medium` (the next 9%) and `small` (the remaining 90%) — and up to
+ORGS_PER_BUCKET organizations are taken from each bucket (its largest, middle and smallest), each
+with QUERIES_PER_ORG query vectors drawn from the organization's own distribution (seeded; a new
+question about its own data).
+
+Per query, in the same run:
+
+* `hnsw` (measured): `public.search_documents(org_id, query, query_embedding, null, 10, 'vector')`
+  as the organization's analyst, exactly as bench/dashboard_rls.py calls RPCs (a transaction,
+  `set local role authenticated` + `request.jwt.claims`): RLS, the membership check, the HNSW index
+  with pgvector 0.8's iterative scan (`hnsw.iterative_scan = relaxed_order`, set on the function);
+* `exact` (recall baseline, once per query): the same organization filter as service_role with
+  `set local enable_indexscan = off` — the planner then reads the organization's rows by bitmap
+  scan of the org_id index or a sequential scan and sorts them all by distance: no approximate index;
+* `unfiltered` (latency baseline): the same HNSW query without the organization filter, as
+  service_role directly on public.documents, asking for the same 40 candidates search_documents
+  asks its `nearest` CTE for (`greatest(match_count * 4, 40)`), with the same iterative-scan setting.
+
+* `direct` (informational): the function's `nearest` query as a plain statement as the analyst (RLS,
+  custom plan for the org's literal id, iterative scan on): separates the index from the function's plan.
+
+At most 1 warm-up and MAX_PASSES measured passes over the queries, whatever --reps says (samples are
+per query). Results: recall@10 of `hnsw` against `exact` per bucket (target >= 0.95 in every bucket), and the p95
+latency of `hnsw` against the p95 of `unfiltered` per bucket (target <= 2x). hnsw and unfiltered calls
+are interleaved (rotating order), after warm-up passes; only the statement is timed, until its whole
+result has arrived. `hnsw.ef_search` and `hnsw.max_scan_tuples` are pgvector's defaults (40 and 20,000)
+unless ARTI_BENCH_HNSW_EF_SEARCH / ARTI_BENCH_HNSW_MAX_SCAN_TUPLES set them for the benchmark's sessions
+(reported in the results' params). The plan of the function's vector query per bucket is captured with
+auto_explain (which index it used: HNSW or the org_id btree), with the index build time from the
+dataset's generation.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from arti.db import set_request_context, user_claims
+from arti.insights import vector_literal
+from bench.chunks import ChunkSpace
+from bench.dashboard_rls import SCAN, capture_plans
+from bench.report import Measurement, Result
+
+NAME = "retrieval"
+K = 10
+CANDIDATES = max(K * 4, 40)  # what search_documents' `nearest` CTE asks the index for
+TARGET_RECALL = 0.95
+TARGET_P95 = 2.0
+ORGS_PER_BUCKET = 3
+QUERIES_PER_ORG = 5
+MAX_PASSES = 5  # measured passes over the queries (samples are per query: 45 per pass), whatever --reps says
+QUESTION = "how did followers and plays change"
+BUCKETS = ("small", "medium", "large")
+
+SEARCH_SQL = ("select id from public.search_documents(%(org_id)s, %(question)s, %(q)s::extensions.vector, "
+              "null, %(k)s, 'vector')")
+EXACT_SQL = ("select id from public.documents where org_id = %(org_id)s and embedding is not null "
+             "order by embedding operator(extensions.<=>) %(q)s::extensions.vector, id limit %(k)s")
+# search_documents' `nearest` CTE as a plain statement as the analyst (RLS; planned for this org's literal id).
+DIRECT_SQL = ("select id from public.documents where org_id = %(org_id)s and embedding is not null "
+              "order by embedding operator(extensions.<=>) %(q)s::extensions.vector limit %(k)s")
+UNFILTERED_SQL = ("select id from public.documents where embedding is not null "
+                  "order by embedding operator(extensions.<=>) %(q)s::extensions.vector limit %(n)s")
+
+
+def session_settings() -> dict[str, str]:
+    """HNSW settings for the benchmark's sessions only (reported); empty = pgvector's defaults."""
+    out = {}
+    for env, name in (("ARTI_BENCH_HNSW_EF_SEARCH", "hnsw.ef_search"),
+                      ("ARTI_BENCH_HNSW_MAX_SCAN_TUPLES", "hnsw.max_scan_tuples")):
+        if os.environ.get(env):
+            out[name] = str(int(os.environ[env]))
+    return out
+
+
+def pick_orgs(conn: psycopg.Connection[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Organizations by chunk count (largest first), bucketed; up to ORGS_PER_BUCKET from each."""
+    rows = conn.execute(
+        """
+        select o.id, o.slug, d.chunks, an.user_id as analyst, u.email as analyst_email
+        from public.organizations as o
+        inner join (select org_id, count(*)::integer as chunks from public.documents group by org_id) as d
+            on d.org_id = o.id
+        inner join lateral (
+            select m.user_id from public.memberships as m
+            where m.org_id = o.id and m.role = 'analyst' order by m.user_id limit 1
+        ) as an on true
+        inner join auth.users as u on u.id = an.user_id
+        order by d.chunks desc, o.slug
+        """
+    ).fetchall()
+    if len(rows) < 3:
+        raise RuntimeError("retrieval needs chunks in at least 3 organizations: generate the dataset with chunks")
+    n = len(rows)
+    large_end = max(1, n // 100)
+    medium_end = max(large_end + 1, n // 10)
+    ranges = {"large": (0, large_end), "medium": (large_end, medium_end), "small": (medium_end, n)}
+    picks: dict[str, list[dict[str, Any]]] = {}
+    for bucket in BUCKETS:
+        lo, hi = ranges[bucket]
+        members = rows[lo:hi]
+        if len(members) <= ORGS_PER_BUCKET:
+            chosen = members
+        else:
+            step = (len(members) - 1) / (ORGS_PER_BUCKET - 1)
+            chosen = [members[round(i * step)] for i in range(ORGS_PER_BUCKET)]
+        for org in chosen:
+            org["rank"] = rows.index(org) + 1
+            org["index"] = int(org["slug"].rsplit("-", 1)[1])  # generation order = ChunkSpace's org index
+        picks[bucket] = chosen
+    picks["_range"] = [{"bucket": b, "ranks": f"{ranges[b][0] + 1}-{ranges[b][1]}",
+                        "chunks": f"{rows[ranges[b][1] - 1]['chunks']}-{rows[ranges[b][0]]['chunks']}"}
+                       for b in BUCKETS]
+    return picks
+
+
+def _timed(conn: psycopg.Connection[Any], role: str, claims: dict[str, Any], sql: str, params: dict[str, Any],
+           local: dict[str, str]) -> tuple[float, list[int]]:
+    with conn.transaction():
+        set_request_context(conn, role, claims)
+        for name, value in local.items():
+            conn.execute(f"set local {name} = '{value}'")
+        t0 = time.perf_counter()
+        cur = conn.execute(sql, params)
+        seconds = time.perf_counter() - t0
+        return seconds, [r["id"] for r in cur.fetchall()]
+
+
+def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Callable[[str], None] = print
+        ) -> tuple[list[Result], dict[str, Any]]:
+    spec = dataset["spec"]
+    if not spec.get("chunks"):
+        raise RuntimeError("the dataset has no chunks (generated with --chunks 0)")
+    space = ChunkSpace(spec["seed"])
+    reps, warmup = min(reps, MAX_PASSES), min(warmup, 1)
+    tuning = session_settings()
+    service = {"role": "service_role"}
+    conn_kwargs: dict[str, Any] = {"row_factory": dict_row}
+    with psycopg.connect(url, autocommit=True, **conn_kwargs) as conn:
+        picks = pick_orgs(conn)
+        pgvector = conn.execute("select extversion from pg_extension where extname = 'vector'").fetchone()
+    ranges = picks.pop("_range")
+    queries: list[dict[str, Any]] = []
+    for bucket in BUCKETS:
+        for org in picks[bucket]:
+            vectors = space.queries(space.org(org["index"], org["chunks"]), QUERIES_PER_ORG)
+            claims = user_claims(str(org["analyst"]), email=org["analyst_email"])
+            for qn, v in enumerate(vectors):
+                queries.append({"bucket": bucket, "org": org, "claims": claims, "n": qn,
+                                "q": vector_literal([float(x) for x in v])})
+
+    analyst_conn = psycopg.connect(url, autocommit=True, **conn_kwargs)
+    service_conn = psycopg.connect(url, autocommit=True, **conn_kwargs)
+    try:
+        for c in (analyst_conn, service_conn):
+            c.execute("select '[1]'::extensions.vector")  # loads pgvector, so its settings exist
+            for name, value in tuning.items():
+                c.execute(f"set {name} = '{value}'")
+        effective = {k: service_conn.execute(f"show {k}").fetchone()[k] for k in
+                     ("hnsw.ef_search", "hnsw.max_scan_tuples")}
+
+        # Exact answers first (once per query): the recall baseline.
+        t_exact: dict[int, float] = {}
+        exact: dict[int, list[int]] = {}
+        for i, q in enumerate(queries):
+            params = {"org_id": q["org"]["id"], "q": q["q"], "k": K}
+            t_exact[i], exact[i] = _timed(service_conn, "service_role", service, EXACT_SQL, params,
+                                          {"enable_indexscan": "off"})
+
+        sides = ("hnsw", "direct", "unfiltered")
+        samples: dict[str, dict[str, list[float]]] = {b: {s: [] for s in sides} for b in BUCKETS}
+        found: dict[int, list[int]] = {}
+        found_direct: dict[int, list[int]] = {}
+        for rep in range(warmup + reps):
+            for i, q in enumerate(queries):
+                search = {"org_id": q["org"]["id"], "question": QUESTION, "q": q["q"], "k": K}
+                shift = (rep + i) % len(sides)
+                for side in sides[shift:] + sides[:shift]:
+                    if side == "hnsw":
+                        seconds, ids = _timed(analyst_conn, "authenticated", q["claims"], SEARCH_SQL, search, {})
+                        found[i] = ids
+                    elif side == "direct":
+                        seconds, ids = _timed(analyst_conn, "authenticated", q["claims"], DIRECT_SQL, search,
+                                              {"hnsw.iterative_scan": "relaxed_order"})
+                        found_direct[i] = ids
+                    else:
+                        seconds, _ = _timed(service_conn, "service_role", service, UNFILTERED_SQL,
+                                            {"q": q["q"], "n": CANDIDATES},
+                                            {"hnsw.iterative_scan": "relaxed_order"})
+                    if rep >= warmup:
+                        samples[q["bucket"]][side].append(seconds)
+
+        # Which index the function's vector query used, per bucket (smallest picked organization's first query).
+        plans: dict[str, Any] = {}
+        for bucket in BUCKETS:
+            q = next((q for q in reversed(queries) if q["bucket"] == bucket and q["n"] == 0), None)
+            if q is None:
+                continue
+            messages = capture_plans(analyst_conn, "authenticated", q["claims"], SEARCH_SQL,
+                                     {"org_id": q["org"]["id"], "question": QUESTION, "q": q["q"], "k": K})
+            plan = next((m for m in messages if "operator(extensions.<=>)" in m and "Function Scan" not in m), None)
+            scans = [f"{m['node']}{' using ' + m['using'] if m['using'] else ''} on {m['on']}"
+                     for m in SCAN.finditer(plan or "")]
+            plans[bucket] = {"org": q["org"]["slug"], "org_chunks": q["org"]["chunks"], "scans": scans, "plan": plan}
+            with analyst_conn.transaction():
+                set_request_context(analyst_conn, "authenticated", q["claims"])
+                analyst_conn.execute("set local hnsw.iterative_scan = relaxed_order")
+                direct_plan = "\n".join(r["QUERY PLAN"] for r in analyst_conn.execute(
+                    "explain (analyze, buffers) " + DIRECT_SQL,
+                    {"org_id": q["org"]["id"], "q": q["q"], "k": K}).fetchall())
+            plans[bucket]["direct_plan"] = direct_plan
+            plans[bucket]["direct_scans"] = [f"{m['node']}{' using ' + m['using'] if m['using'] else ''} on {m['on']}"
+                                             for m in SCAN.finditer(direct_plan)]
+    finally:
+        analyst_conn.close()
+        service_conn.close()
+
+    results: list[Result] = []
+    details: dict[str, Any] = {
+        "k": K, "candidates": CANDIDATES, "queries_per_org": QUERIES_PER_ORG, "buckets": ranges,
+        "pgvector": pgvector["extversion"] if pgvector else None, "session_settings": tuning,
+        "effective_settings": effective,
+        "index_build_s": dataset.get("timings", {}).get("chunks_hnsw_index"),
+        "chunks": spec["chunks"], "per_org": {}, "plans": plans,
+    }
+    for bucket in BUCKETS:
+        idx = [i for i, q in enumerate(queries) if q["bucket"] == bucket]
+        if not idx:
+            continue
+        recalls = [len(set(found[i]) & set(exact[i])) / max(1, min(K, len(exact[i]))) for i in idx]
+        direct_recalls = [len(set(found_direct[i]) & set(exact[i])) / max(1, min(K, len(exact[i]))) for i in idx]
+        for org in picks[bucket]:
+            mine = [r for i, r in zip(idx, recalls, strict=True) if queries[i]["org"] is org]
+            details["per_org"][org["slug"]] = {"bucket": bucket, "chunks": org["chunks"], "rank": org["rank"],
+                                               "recall_at_10": round(statistics.fmean(mine), 4),
+                                               "min_recall": round(min(mine), 2)}
+        hnsw = Measurement(samples[bucket]["hnsw"])
+        direct = Measurement(samples[bucket]["direct"])
+        unfiltered = Measurement(samples[bucket]["unfiltered"])
+        exact_m = Measurement([t_exact[i] for i in idx])
+        params = {"bucket": bucket, "orgs": [o["slug"] for o in picks[bucket]],
+                  "org_chunks": [o["chunks"] for o in picks[bucket]], "queries": len(idx), "k": K,
+                  "hnsw.ef_search": effective["hnsw.ef_search"],
+                  "hnsw.max_scan_tuples": effective["hnsw.max_scan_tuples"],
+                  "tuned_in_session": tuning, "plan_scans": plans.get(bucket, {}).get("scans")}
+        recall = statistics.fmean(recalls)
+        results.append(Result(
+            benchmark=NAME, name=f"{NAME}.recall_at_10.{bucket}", kind="score", measured=hnsw,
+            baseline_name="exact", baseline=exact_m, target_op=">=", target=TARGET_RECALL,
+            params={**params, "recall_min": round(min(recalls), 2)}, value=recall,
+            note="ratio = mean recall@10 of search_documents (HNSW, RLS) against exact search",
+        ))
+        results.append(Result(
+            benchmark=NAME, name=f"{NAME}.filtered_p95.{bucket}", kind="time", stat="p95", measured=hnsw,
+            baseline_name="unfiltered", baseline=unfiltered, target_op="<=", target=TARGET_P95,
+            params={**params, "hnsw_p99_ms": round(_p99(hnsw) * 1000, 3),
+                    "unfiltered_p99_ms": round(_p99(unfiltered) * 1000, 3)},
+            note="ratio of p95 latencies: search_documents as the analyst vs the same HNSW query unfiltered",
+        ))
+        results.append(Result(
+            benchmark=NAME, name=f"{NAME}.direct_recall_at_10.{bucket}", kind="score", measured=direct,
+            baseline_name="exact", baseline=exact_m, target_op=">=", target=None,
+            params={**params, "recall_min": round(min(direct_recalls), 2),
+                    "plan_scans": plans.get(bucket, {}).get("direct_scans")}, value=statistics.fmean(direct_recalls),
+            note="informational: the function's `nearest` query as a plain statement as the analyst (RLS, "
+                 "planned for the org's literal id), recall@10 against exact",
+        ))
+        results.append(Result(
+            benchmark=NAME, name=f"{NAME}.direct_p95.{bucket}", kind="time", stat="p95", measured=direct,
+            baseline_name="unfiltered", baseline=unfiltered, target_op="<=", target=None,
+            params={**params, "plan_scans": plans.get(bucket, {}).get("direct_scans")},
+            note="informational: p95 of that plain statement vs unfiltered HNSW",
+        ))
+        log(f"  {NAME}.{bucket}: direct statement recall@10 {statistics.fmean(direct_recalls):.3f}, p95 "
+            f"{direct.p95 * 1000:.2f} ms, plan {', '.join(plans.get(bucket, {}).get('direct_scans') or ['?'])}")
+        log(f"  {NAME}.{bucket}: recall@10 {recall:.3f} (min {min(recalls):.1f}); p95 hnsw "
+            f"{hnsw.p95 * 1000:.2f} ms vs unfiltered {unfiltered.p95 * 1000:.2f} ms; exact median "
+            f"{exact_m.median * 1000:.1f} ms; plan: {', '.join(plans.get(bucket, {}).get('scans') or ['?'])}")
+    return results, details
+
+
+def _p99(m: Measurement) -> float:
+    if len(m.samples) < 2:
+        return m.samples[0]
+    return statistics.quantiles(m.samples, n=100, method="inclusive")[98]
