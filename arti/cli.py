@@ -69,9 +69,7 @@ def cmd_db_reset(settings: Settings, args: argparse.Namespace) -> int:
 
     cluster = _require_embedded(settings, "reset")
     cluster.start()
-    with connect(embedded_url(cluster.port, "template1"), autocommit=True) as conn:
-        conn.execute("drop database if exists postgres with (force)")
-        conn.execute("create database postgres")
+    cluster.recreate_database()
     print("database postgres recreated")
     cmd_db_migrate(settings, args)
     seed = settings.migrations_dir.parent / "seed.sql"

@@ -272,6 +272,16 @@ class LocalCluster:
             raise ArtiError(f"pg_ctl stop failed: {result.stderr.strip()}")
         return True
 
+    def recreate_database(self, name: str = "postgres") -> None:
+        """Drop (disconnecting its sessions) and create an empty database in this running cluster."""
+        import psycopg
+
+        from arti.settings import embedded_url
+
+        with psycopg.connect(embedded_url(self.port, "template1"), autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+            admin.execute(f'create database "{name}"')
+
     def destroy(self) -> None:
         """Stop the server and delete the cluster's files."""
         self.stop()

@@ -65,9 +65,7 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
 
 def build_database(cluster: LocalCluster) -> str:
     """Drop and recreate the bench database and migrate it, as tests/harness.py does. Returns its URL."""
-    with psycopg.connect(embedded_url(cluster.port, "template1"), autocommit=True) as admin:
-        admin.execute("drop database if exists postgres with (force)")
-        admin.execute("create database postgres")
+    cluster.recreate_database()
     url = database_url(cluster)
     with connect(url) as conn:
         migrate(conn, PROJECT_ROOT / "supabase" / "migrations", PROJECT_ROOT / "sql_functions")

@@ -9,8 +9,9 @@ session; pg_cron runs in it exactly as in the development cluster.
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,7 @@ TESTS_SQL = PROJECT_ROOT / "supabase" / "tests"
 
 def build_session_database(cluster: LocalCluster) -> str:
     """Drop and recreate the test database, migrate it and install pgTAP. Returns its URL."""
-    with psycopg.connect(embedded_url(cluster.port, "template1"), autocommit=True) as admin:
-        admin.execute("drop database if exists postgres with (force)")
-        admin.execute("create database postgres")
+    cluster.recreate_database()
     url = embedded_url(cluster.port)
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         migrate(conn, PROJECT_ROOT / "supabase" / "migrations", PROJECT_ROOT / "sql_functions")
@@ -113,6 +112,17 @@ class TestDB:
         self.users[str(user_id)] = {"email": email, "app_metadata": app}
         return user_id
 
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll `predicate` every 0.1 s until it returns something truthy (returned), or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pgtap_files() -> list[Path]:

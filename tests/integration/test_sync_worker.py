@@ -20,6 +20,7 @@ from arti.providers.base import TokenSet
 from arti.settings import PROJECT_ROOT
 from arti.tokens import SAVE_SQL, token_params
 from tests.fake_providers import FakeProviders
+from tests.harness import wait_until
 from tests.unit.providers import payloads
 
 KEYS = generate_key_setting("k1")
@@ -82,16 +83,6 @@ def start_worker(database_url: str, fake: FakeProviders) -> Iterator[Callable[..
         proc.wait(timeout=10)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def run_status(conn: psycopg.Connection[Any], run_id: uuid.UUID) -> dict[str, Any]:
     return conn.execute("select status::text as status, metrics_written, error, attempts from public.sync_runs "
                         "where id = %s", (run_id,)).fetchone()
@@ -115,7 +106,7 @@ def test_scheduled_sync_runs_in_a_worker_and_is_idempotent(conn: psycopg.Connect
     # A second enqueue while the first waits returns the same run (queueing lock), not a duplicate.
     duplicate = conn.execute("select private.enqueue_sync(%s, 'manual') as id", (account["account"],)).fetchone()
     assert duplicate["id"] == run
-    wait_for(lambda: run_status(conn, run)["status"] == "succeeded", what="the sync to succeed")
+    wait_until(lambda: run_status(conn, run)["status"] == "succeeded", timeout=30, what="the sync to succeed")
     rows = metric_rows(conn, account["account"])
     assert {r["metric"]: r["value"] for r in rows} == {"followers": 10245, "popularity": 57, "releases": 3}
     assert run_status(conn, run)["metrics_written"] == 3
@@ -130,7 +121,7 @@ def test_scheduled_sync_runs_in_a_worker_and_is_idempotent(conn: psycopg.Connect
                  "last_synced_at = null where id = %s", (account["account"],))
     again = enqueue_due(conn, account["account"])
     assert again != run
-    wait_for(lambda: run_status(conn, again)["status"] == "succeeded", what="the second sync")
+    wait_until(lambda: run_status(conn, again)["status"] == "succeeded", timeout=30, what="the second sync")
     assert len(metric_rows(conn, account["account"])) == 3
     assert run_status(conn, again)["metrics_written"] == 0
 
@@ -140,14 +131,14 @@ def test_worker_killed_mid_job_is_rerun_without_duplicates(conn: psycopg.Connect
     fake.delay = 4.0
     first = start_worker()
     run = enqueue_due(conn, account["account"])
-    wait_for(fake.in_artist_call.is_set, what="the worker to reach the provider")
+    wait_until(fake.in_artist_call.is_set, timeout=30, what="the worker to reach the provider")
     assert run_status(conn, run)["status"] == "running"
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     fake.delay = 0.0
     time.sleep(3.5)  # the dead worker's heartbeat goes stale
     start_worker()
-    wait_for(lambda: run_status(conn, run)["status"] == "succeeded", timeout=40, what="the re-run to succeed")
+    wait_until(lambda: run_status(conn, run)["status"] == "succeeded", timeout=40, what="the re-run to succeed")
     assert len(metric_rows(conn, account["account"])) == 3
     assert run_status(conn, run)["attempts"] == 2
 
@@ -157,7 +148,7 @@ def test_sigterm_lets_the_running_job_finish(conn: psycopg.Connection[Any], acco
     fake.delay = 2.0
     worker = start_worker()
     run = enqueue_due(conn, account["account"])
-    wait_for(fake.in_artist_call.is_set, what="the worker to reach the provider")
+    wait_until(fake.in_artist_call.is_set, timeout=30, what="the worker to reach the provider")
     worker.send_signal(signal.SIGTERM)
     code = worker.wait(timeout=30)
     assert code == 0
@@ -170,7 +161,7 @@ def test_provider_refusal_marks_needs_reauth_and_keeps_tokens(conn: psycopg.Conn
     fake.artist_status = 401
     start_worker()
     run = enqueue_due(conn, account["account"])
-    wait_for(lambda: run_status(conn, run)["status"] == "failed", what="the sync to fail")
+    wait_until(lambda: run_status(conn, run)["status"] == "failed", timeout=30, what="the sync to fail")
     assert "re-authentication" in run_status(conn, run)["error"]
     status = conn.execute("select status::text from public.connected_accounts where id = %s",
                           (account["account"],)).fetchone()["status"]

@@ -283,11 +283,3 @@ def start_worker(database_url: str, tmp_path: Path) -> Iterator[Callable[[], sub
             sys.stderr.write(log.read_text(errors="replace"))
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -10,7 +10,8 @@ from typing import Any
 import psycopg
 
 from arti.settings import Settings
-from tests.webhooks.conftest import Receiver, Reply, verify_signature, wait_until
+from tests.harness import wait_until
+from tests.webhooks.conftest import Receiver, Reply, verify_signature
 
 
 def test_a_committed_event_is_delivered_once_per_endpoint_signed(make_org: Any, receiver: Receiver, settings: Any,
