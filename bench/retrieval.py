@@ -12,16 +12,18 @@ Per query, in the same run:
 * `hnsw` (measured): `public.search_documents(org_id, query, query_embedding, null, 10, 'vector')`
   as the organization's analyst, exactly as bench/dashboard_rls.py calls RPCs (a transaction,
   `set local role authenticated` + `request.jwt.claims`): RLS, the membership check, the HNSW index
-  with pgvector 0.8's iterative scan (`hnsw.iterative_scan = relaxed_order`, set on the function);
+  with pgvector 0.8's iterative scan (the `hnsw.*` settings the function carries: iterative scan mode,
+  ef_search);
 * `exact` (recall baseline, once per query): the same organization filter as service_role with
   `set local enable_indexscan = off` — the planner then reads the organization's rows by bitmap
   scan of the org_id index or a sequential scan and sorts them all by distance: no approximate index;
 * `unfiltered` (latency baseline): the same HNSW query without the organization filter, as
-  service_role directly on public.documents, asking for the same 40 candidates search_documents
-  asks its `nearest` CTE for (`greatest(match_count * 4, 40)`), with the same iterative-scan setting.
+  service_role directly on public.documents, asking for as many candidates as search_documents' vector
+  mode reads from the index (`match_count`), with the same `hnsw.*` settings as the function.
 
 * `direct` (informational): the function's `nearest` query as a plain statement as the analyst (RLS,
-  custom plan for the org's literal id, iterative scan on): separates the index from the function's plan.
+  custom plan for the org's literal id, the function's `hnsw.*` settings): separates the index from the
+  function's plan.
 
 At most 1 warm-up and MAX_PASSES measured passes over the queries, whatever --reps says (samples are
 per query). Results: recall@10 of `hnsw` against `exact` per bucket (target >= 0.95 in every bucket), and the p95
@@ -53,7 +55,7 @@ from bench.report import Measurement, Result
 
 NAME = "retrieval"
 K = 10
-CANDIDATES = max(K * 4, 40)  # what search_documents' `nearest` CTE asks the index for
+CANDIDATES = K  # what search_documents' vector mode reads from the index (match_count)
 TARGET_RECALL = 0.95
 TARGET_P95 = 2.0
 ORGS_PER_BUCKET = 3
@@ -81,6 +83,16 @@ def session_settings() -> dict[str, str]:
         if os.environ.get(env):
             out[name] = str(int(os.environ[env]))
     return out
+
+
+def function_hnsw_settings(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """The `hnsw.*` settings search_documents carries (SET clauses), applied to the baselines too."""
+    row = conn.execute(
+        "select proconfig from pg_catalog.pg_proc "
+        "where oid = 'public.search_documents(uuid, text, extensions.vector, uuid, integer, text)'::regprocedure"
+    ).fetchone()
+    pairs = (item.split("=", 1) for item in (row["proconfig"] or []) if row)
+    return {name: value for name, value in pairs if name.startswith("hnsw.")}
 
 
 def pick_orgs(conn: psycopg.Connection[Any]) -> dict[str, list[dict[str, Any]]]:
@@ -145,10 +157,13 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
     reps, warmup = min(reps, MAX_PASSES), min(warmup, 1)
     tuning = session_settings()
     service = {"role": "service_role"}
-    conn_kwargs: dict[str, Any] = {"row_factory": dict_row}
+    # No server-side prepared statements: psycopg would switch a repeated statement to a generic plan
+    # after 5 runs, which for an org-filtered query is planned without the organization in view.
+    conn_kwargs: dict[str, Any] = {"row_factory": dict_row, "prepare_threshold": None}
     with psycopg.connect(url, autocommit=True, **conn_kwargs) as conn:
         picks = pick_orgs(conn)
         pgvector = conn.execute("select extversion from pg_extension where extname = 'vector'").fetchone()
+        function_hnsw = function_hnsw_settings(conn)
     ranges = picks.pop("_range")
     queries: list[dict[str, Any]] = []
     for bucket in BUCKETS:
@@ -191,12 +206,11 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                         found[i] = ids
                     elif side == "direct":
                         seconds, ids = _timed(analyst_conn, "authenticated", q["claims"], DIRECT_SQL, search,
-                                              {"hnsw.iterative_scan": "relaxed_order"})
+                                              function_hnsw)
                         found_direct[i] = ids
                     else:
                         seconds, _ = _timed(service_conn, "service_role", service, UNFILTERED_SQL,
-                                            {"q": q["q"], "n": CANDIDATES},
-                                            {"hnsw.iterative_scan": "relaxed_order"})
+                                            {"q": q["q"], "n": CANDIDATES}, function_hnsw)
                     if rep >= warmup:
                         samples[q["bucket"]][side].append(seconds)
 
@@ -214,7 +228,8 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
             plans[bucket] = {"org": q["org"]["slug"], "org_chunks": q["org"]["chunks"], "scans": scans, "plan": plan}
             with analyst_conn.transaction():
                 set_request_context(analyst_conn, "authenticated", q["claims"])
-                analyst_conn.execute("set local hnsw.iterative_scan = relaxed_order")
+                for name, value in function_hnsw.items():
+                    analyst_conn.execute(f"set local {name} = '{value}'")
                 direct_plan = "\n".join(r["QUERY PLAN"] for r in analyst_conn.execute(
                     "explain (analyze, buffers) " + DIRECT_SQL,
                     {"org_id": q["org"]["id"], "q": q["q"], "k": K}).fetchall())
@@ -229,7 +244,7 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
     details: dict[str, Any] = {
         "k": K, "candidates": CANDIDATES, "queries_per_org": QUERIES_PER_ORG, "buckets": ranges,
         "pgvector": pgvector["extversion"] if pgvector else None, "session_settings": tuning,
-        "effective_settings": effective,
+        "effective_settings": effective, "function_hnsw_settings": function_hnsw,
         "index_build_s": dataset.get("timings", {}).get("chunks_hnsw_index"),
         "chunks": spec["chunks"], "per_org": {}, "plans": plans,
     }

@@ -22,49 +22,15 @@ returns table (
 )
 language plpgsql stable security invoker
 set search_path = ''
+-- Every statement below is planned for this call's organization: the planner then reads a small
+-- organization's chunks through the org_id index and sorts them exactly, and walks the HNSW graph
+-- (iterative scan) for a large one. A cached generic plan would use one strategy for every tenant.
+set plan_cache_mode = force_custom_plan
 as $$
 #variable_conflict use_column
 declare
     candidates integer;
     words tsquery;
-    fulltext_part text := $fulltext$
-    fulltext as (
-        select
-            d.id,
-            d.artist_id,
-            d.source,
-            d.period_start,
-            d.period_end,
-            d.content,
-            row_number() over (order by ts_rank_cd(d.content_tsv, $3) desc, d.id)::integer as rank
-        from public.documents as d
-        where
-            d.org_id = $1
-            and ($2 is null or d.artist_id = $2)
-            and d.content_tsv @@ $3
-        order by rank
-        limit $5
-    )
-    $fulltext$;
-    nearest_part text := $nearest$
-    nearest as materialized (
-        select
-            d.id,
-            d.artist_id,
-            d.source,
-            d.period_start,
-            d.period_end,
-            d.content,
-            d.embedding operator(extensions.<=>) $4 as distance
-        from public.documents as d
-        where
-            d.org_id = $1
-            and ($2 is null or d.artist_id = $2)
-            and d.embedding is not null
-        order by d.embedding operator(extensions.<=>) $4
-        limit $5
-    )
-    $nearest$;
 begin
     if query is null or btrim(query) = '' then
         raise exception 'query is required' using errcode = '22023';
@@ -81,47 +47,125 @@ begin
     if search_documents.org_id not in (select private.my_org_ids()) and auth.role() is distinct from 'service_role' then
         raise exception 'you are not a member of this organization' using errcode = '42501';
     end if;
-    candidates := greatest(match_count * 4, 40);
+
+    -- Vector only: the nearest chunks in distance order (a strict-order scan returns them sorted).
+    if mode = 'vector' then
+        return query
+        with nearest as materialized (
+            select
+                d.id,
+                d.artist_id,
+                d.source,
+                d.period_start,
+                d.period_end,
+                d.content,
+                d.embedding operator(extensions.<=>) query_embedding as distance
+            from public.documents as d
+            where
+                d.org_id = search_documents.org_id
+                and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
+                and d.embedding is not null
+            order by d.embedding operator(extensions.<=>) query_embedding
+            limit match_count
+        ),
+
+        ranked as (
+            select n.*, row_number() over (order by n.distance, n.id)::integer as rank
+            from nearest as n
+        )
+
+        select
+            r.id,
+            r.artist_id,
+            r.source,
+            r.period_start,
+            r.period_end,
+            r.content,
+            null::integer,
+            r.rank,
+            (1.0 / (60 + r.rank))::double precision
+        from ranked as r
+        order by r.rank
+        limit match_count;
+        return;
+    end if;
+
     -- Any of the question's words may match (websearch syntax ANDs them; questions rarely repeat a chunk's wording).
     words := replace(websearch_to_tsquery('english', query)::text, ' & ', ' | ')::tsquery;
-    -- Dynamic SQL on purpose. A one-shot plan sees the actual organization, so the planner picks the org_id
-    -- index plus an exact sort for small organizations and the HNSW index (iterative scan) for large ones,
-    -- where plpgsql's cached generic plan would use one strategy for all; and a signal that is not asked
-    -- for (mode, or no embedding) is left out of the statement instead of being planned and skipped.
-    if mode = 'vector' then
-        fulltext_part := $empty$
-    fulltext as (
-        select
-            null::bigint as id,
-            null::uuid as artist_id,
-            null::text as source,
-            null::date as period_start,
-            null::date as period_end,
-            null::text as content,
-            null::integer as rank
-        where false
-    )
-    $empty$;
-    end if;
-    if mode = 'fulltext' or query_embedding is null then
-        nearest_part := $empty$
-    nearest as (
-        select
-            null::bigint as id,
-            null::uuid as artist_id,
-            null::text as source,
-            null::date as period_start,
-            null::date as period_end,
-            null::text as content,
-            null::double precision as distance
-        where false
-    )
-    $empty$;
-    end if;
-    return query execute format($query$
-    with %s,
 
-    %s,
+    -- Full text only (asked for, or no embedding to search with).
+    if mode = 'fulltext' or query_embedding is null then
+        return query
+        with ranked as (
+            select
+                d.id,
+                d.artist_id,
+                d.source,
+                d.period_start,
+                d.period_end,
+                d.content,
+                row_number() over (order by ts_rank_cd(d.content_tsv, words) desc, d.id)::integer as rank
+            from public.documents as d
+            where
+                d.org_id = search_documents.org_id
+                and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
+                and d.content_tsv @@ words
+        )
+
+        select
+            r.id,
+            r.artist_id,
+            r.source,
+            r.period_start,
+            r.period_end,
+            r.content,
+            r.rank,
+            null::integer,
+            (1.0 / (60 + r.rank))::double precision
+        from ranked as r
+        order by r.rank
+        limit match_count;
+        return;
+    end if;
+
+    -- Hybrid: each signal's best candidates, fused by reciprocal rank (k = 60).
+    candidates := greatest(match_count * 4, 40);
+    return query
+    with fulltext as (
+        select
+            d.id,
+            d.artist_id,
+            d.source,
+            d.period_start,
+            d.period_end,
+            d.content,
+            row_number() over (order by ts_rank_cd(d.content_tsv, words) desc, d.id)::integer as rank
+        from public.documents as d
+        where
+            d.org_id = search_documents.org_id
+            and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
+            and d.content_tsv @@ words
+        order by rank
+        limit candidates
+    ),
+
+    nearest as materialized (
+        select
+            d.id,
+            d.artist_id,
+            d.source,
+            d.period_start,
+            d.period_end,
+            d.content,
+            d.embedding operator(extensions.<=>) query_embedding as distance
+        from public.documents as d
+        where
+            d.org_id = search_documents.org_id
+            and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
+            and d.embedding is not null
+        order by d.embedding operator(extensions.<=>) query_embedding
+        limit candidates
+    ),
 
     vector_ranked as (
         select n.*, row_number() over (order by n.distance, n.id)::integer as rank
@@ -144,22 +188,29 @@ begin
         full outer join vector_ranked as v on f.id = v.id
     )
 
-    select x.id, x.artist_id, x.source, x.period_start, x.period_end, x.content, x.fulltext_rank, x.vector_rank,
+    select
+        x.id,
+        x.artist_id,
+        x.source,
+        x.period_start,
+        x.period_end,
+        x.content,
+        x.fulltext_rank,
+        x.vector_rank,
         x.score::double precision
     from fused as x
     order by x.score desc, x.id
-    limit $6
-    $query$, fulltext_part, nearest_part)
-    using search_documents.org_id, search_documents.artist_id, words, query_embedding, candidates,
-        match_count;
+    limit match_count;
 end
 $$;
 -- pgvector 0.8 iterative index scans: the HNSW scan goes on until enough rows pass the organization
--- filter, so tenant filtering does not starve results.
+-- filter, so tenant filtering does not starve results. strict_order keeps the index's output sorted by
+-- distance; ef_search = 100 (default 40) widens each pass of the graph walk, which a filter that
+-- discards most visited chunks needs (bench/README.md, retrieval: recall and latency per tenant size).
 do $iterative$
 begin
     alter function public.search_documents(uuid, text, extensions.vector, uuid, integer, text)
-    set hnsw.iterative_scan = 'relaxed_order';
+    set hnsw.iterative_scan = 'strict_order' set hnsw.ef_search = 100;
 end
 $iterative$;
 comment on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text) is

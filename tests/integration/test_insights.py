@@ -15,7 +15,7 @@ import pytest
 import respx
 from psycopg.rows import dict_row
 
-from arti.insights import ChatModel, answer_question, retrieve
+from arti.insights import ChatModel, answer_question, retrieve, vector_literal
 from arti.settings import PROJECT_ROOT
 from tests.factories import add_metric_series, build_world, create_account
 from tests.harness import TestDB
@@ -216,3 +216,18 @@ async def test_viewer_cannot_store_answers(seeded: psycopg.AsyncConnection[Any])
     await as_user(seeded, VIEWER)
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         await answer_question(seeded, ORG, "Moonrise budget")
+
+
+async def test_vector_mode_returns_the_exact_nearest_chunks_in_order(seeded: psycopg.AsyncConnection[Any],
+                                                                     embedder: Any) -> None:
+    await as_user(seeded, VIEWER)
+    question = "How popular is Luna Vale on Spotify lately?"
+    rows = await retrieve(seeded, ORG, question, None, embedder, mode="vector", k=5)
+    query = vector_literal((await embedder.embed([question]))[0])
+    exact = await (await seeded.execute(
+        "select id from public.documents where org_id = %s and embedding is not null "
+        "order by embedding operator(extensions.<=>) %s::extensions.vector, id limit 5", (ORG, query))).fetchall()
+    assert [r["id"] for r in rows] == [r["id"] for r in exact]
+    assert [r["vector_rank"] for r in rows] == [1, 2, 3, 4, 5]
+    assert all(r["fulltext_rank"] is None for r in rows)
+    assert [r["score"] for r in rows] == pytest.approx([1 / (60 + rank) for rank in range(1, 6)])
