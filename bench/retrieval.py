@@ -91,7 +91,7 @@ def function_hnsw_settings(conn: psycopg.Connection[Any]) -> dict[str, str]:
         "select proconfig from pg_catalog.pg_proc "
         "where oid = 'public.search_documents(uuid, text, extensions.vector, uuid, integer, text)'::regprocedure"
     ).fetchone()
-    pairs = (item.split("=", 1) for item in (row["proconfig"] or []) if row)
+    pairs = (item.split("=", 1) for item in row["proconfig"] or [])
     return {name: value for name, value in pairs if name.startswith("hnsw.")}
 
 
@@ -136,12 +136,16 @@ def pick_orgs(conn: psycopg.Connection[Any]) -> dict[str, list[dict[str, Any]]]:
     return picks
 
 
+def _set_local(conn: psycopg.Connection[Any], settings: dict[str, str]) -> None:
+    for name, value in settings.items():
+        conn.execute(f"set local {name} = '{value}'")
+
+
 def _timed(conn: psycopg.Connection[Any], role: str, claims: dict[str, Any], sql: str, params: dict[str, Any],
            local: dict[str, str]) -> tuple[float, list[int]]:
     with conn.transaction():
         set_request_context(conn, role, claims)
-        for name, value in local.items():
-            conn.execute(f"set local {name} = '{value}'")
+        _set_local(conn, local)
         t0 = time.perf_counter()
         cur = conn.execute(sql, params)
         seconds = time.perf_counter() - t0
@@ -228,8 +232,7 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
             plans[bucket] = {"org": q["org"]["slug"], "org_chunks": q["org"]["chunks"], "scans": scans, "plan": plan}
             with analyst_conn.transaction():
                 set_request_context(analyst_conn, "authenticated", q["claims"])
-                for name, value in function_hnsw.items():
-                    analyst_conn.execute(f"set local {name} = '{value}'")
+                _set_local(analyst_conn, function_hnsw)
                 direct_plan = "\n".join(r["QUERY PLAN"] for r in analyst_conn.execute(
                     "explain (analyze, buffers) " + DIRECT_SQL,
                     {"org_id": q["org"]["id"], "q": q["q"], "k": K}).fetchall())

@@ -212,14 +212,15 @@ def test_realtime_publishes_live_tables(db: TestDB) -> None:
                     "and schemaname <> 'public'") == 0
 
 
+POLICY_HELPERS = ("is_platform_admin", "my_org_ids", "my_role", "has_permission", "org_ids_with_permission",
+                  "shares_org_with")
+
+
 def test_policy_helpers_cache_their_plans(db: TestDB) -> None:
     """Security-definer SQL functions are never inlined and re-plan in every statement; PL/pgSQL caches."""
     rows = db.execute(
         "select p.proname, l.lanname from pg_proc p join pg_language l on l.oid = p.prolang "
         "where p.pronamespace = 'private'::regnamespace and p.proname = any(%s)",
-        (["is_platform_admin", "my_org_ids", "my_role", "has_permission", "org_ids_with_permission",
-          "shares_org_with"],),
+        (list(POLICY_HELPERS),),
     )
-    assert {r["proname"]: r["lanname"] for r in rows} == {
-        name: "plpgsql" for name in ("is_platform_admin", "my_org_ids", "my_role", "has_permission",
-                                     "org_ids_with_permission", "shares_org_with")}
+    assert {r["proname"]: r["lanname"] for r in rows} == {name: "plpgsql" for name in POLICY_HELPERS}
