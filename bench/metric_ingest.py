@@ -13,6 +13,11 @@ that do not exist yet. Measured in the same run, interleaved:
 * informational `copy_direct`: a plain COPY of the same kind of rows straight into public.metrics
   (same indexes and FK, no conflict handling) — the server-side floor, showing what the table's
   indexes and foreign key cost by themselves.
+* informational `copy_constrained`: a plain COPY of the same rows into an *empty* table with
+  public.metrics' primary key, index, checks and foreign key (bench.ingest_constrained, truncated
+  before each repetition, so its indexes are tiny and cached). Reported as `copy_constrained` against
+  `copy_raw`: the best ratio any write path can reach while it keeps the table's constraints — no
+  conflict handling, no large index — and so the ceiling for the `upsert_vs_copy_raw` target.
 
 Informational cases (no target): `resync_day` writes a stored day again with its stored values (rows
 are updated: a re-sync, or a provider revising recent days); `one_account` writes one account's last
@@ -46,6 +51,11 @@ ONE_ACCOUNT_DAYS = 7
 
 RAW_TABLE_SQL = """
 create table if not exists bench.ingest_raw (like public.metrics including defaults)
+"""
+# public.metrics' shape with its constraints (PK, index, checks, composite FK to the account), empty.
+CONSTRAINED_TABLE_SQL = """
+create table if not exists bench.ingest_constrained (like public.metrics including all,
+    foreign key (org_id, account_id) references public.connected_accounts (org_id, id) on delete cascade)
 """
 
 
@@ -90,6 +100,7 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
         accounts = conn.execute("select id, org_id from public.connected_accounts order by id").fetchall()
         org_ids = [r["id"] for r in conn.execute("select id from public.organizations").fetchall()]
         conn.execute(RAW_TABLE_SQL)
+        conn.execute(CONSTRAINED_TABLE_SQL)
         batch = len(accounts) * len(metrics)
 
         def days_from(offset: int, step: int = 1) -> Iterator[date]:
@@ -109,6 +120,10 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
         def copy_raw(rows: Sequence[Sequence[Any]]) -> float:
             conn.execute("truncate bench.ingest_raw")
             return copy_into("bench.ingest_raw", rows)
+
+        def copy_constrained(rows: Sequence[Sequence[Any]]) -> float:
+            conn.execute("truncate bench.ingest_constrained")
+            return copy_into("bench.ingest_constrained", rows)
 
         def new_day(days: Iterator[date], write: Callable[[list[tuple[Any, ...]]], Any]) -> Callable[[], float]:
             def go() -> float:
@@ -162,6 +177,7 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                 "copy_raw": lambda: copy_raw(new_rows),
                 "executemany": new_day(days_from(1001), many),
                 "copy_direct": new_day(days_from(2001), lambda rows: copy_into("public.metrics", rows)),
+                "copy_constrained": lambda: copy_constrained(new_rows),
             }, [("copy_raw", TARGET_VS_COPY, ""), ("executemany", TARGET_VS_EXECUTEMANY, ""),
                 ("copy_direct", None, "informational: plain COPY straight into public.metrics (same indexes and "
                                       "FK, no conflict handling): the server-side floor for these rows")]),
@@ -195,11 +211,19 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                     measured=measured["upsert"], baseline_name=baseline, baseline=measured[baseline],
                     target_op=">=", target=target, params=params, note=note,
                 ))
+            if "copy_constrained" in measured:
+                results.append(Result(
+                    benchmark=NAME, name=f"{NAME}.{case}.copy_constrained_vs_copy_raw", kind="throughput",
+                    measured=measured["copy_constrained"], baseline_name="copy_raw", baseline=measured["copy_raw"],
+                    target_op=">=", target=None, params=params,
+                    note="informational: plain COPY into an empty table with public.metrics' PK, index, checks "
+                         "and FK — the ceiling of upsert_vs_copy_raw for any path that keeps them",
+                ))
             log(f"  {NAME}.{case}: " + ", ".join(f"{k} {v.rows_per_s():,.0f} rows/s" for k, v in measured.items()))
 
         t0 = time.perf_counter()
         conn.execute("delete from public.metrics where day > %s or day < %s", (end, first))
-        conn.execute("drop table bench.ingest_raw")
+        conn.execute("drop table bench.ingest_raw, bench.ingest_constrained")
         conn.execute("vacuum (analyze) public.metrics")
         details["cleanup_s"] = round(time.perf_counter() - t0, 3)
     finally:
