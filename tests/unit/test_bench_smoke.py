@@ -70,6 +70,9 @@ def test_small_run_writes_every_benchmark(tmp_path: Path, capsys: pytest.Capture
     assert isinstance(explain["analyst_timeseries_uses_index_scan"], bool)
     ingest = payload["benchmarks"]["metric_ingest"]["details"]
     assert ingest["rows_per_batch"] == 200 * 5
+    ingest_names = {r["name"] for r in payload["benchmarks"]["metric_ingest"]["results"]}
+    assert "metric_ingest.new_day.copy_constrained_vs_copy_raw" in ingest_names
+    assert ingest["cases"]["new_day"]["copy_constrained"]["rows"] == 200 * 5
 
     counts, timings = payload["dataset"]["counts"], payload["dataset"]["timings"]
     assert counts["chunks"] == payload["dataset"]["spec"]["chunks"] == 20_000
@@ -84,7 +87,8 @@ def test_small_run_writes_every_benchmark(tmp_path: Path, capsys: pytest.Capture
     retrieval = payload["benchmarks"]["retrieval"]
     names = {r["name"] for r in retrieval["results"]}
     for bucket in ("small", "medium", "large"):
-        assert {f"retrieval.recall_at_10.{bucket}", f"retrieval.filtered_p95.{bucket}"} <= names
+        assert {f"retrieval.recall_at_10.{bucket}", f"retrieval.filtered_p95.{bucket}",
+                f"retrieval.hybrid_p95.{bucket}"} <= names
     for r in retrieval["results"]:
         if r["kind"] == "score":
             assert 0 <= r["ratio"] <= 1
