@@ -164,6 +164,37 @@ async def test_retrieval_never_crosses_organizations(seeded: psycopg.AsyncConnec
         await retrieve(seeded, ORG, "Spotify followers", None, embedder)
 
 
+async def test_another_orgs_identical_chunks_never_reach_this_org(seeded: psycopg.AsyncConnection[Any],
+                                                                  embedder: Any) -> None:
+    """Org B holds a copy of every chunk of the seed's org (same text, same embedding), so each of them
+    ties with B's copy as the closest match in the corpus. In every mode the seed org's viewer gets
+    only its own chunks and B's member only B's; B's member naming the seed org is refused."""
+    other_org, other_member = uuid.uuid4(), uuid.uuid4()
+    await seeded.execute("insert into auth.users (id, email) values (%s, 'b-member@example.test')", (other_member,))
+    await seeded.execute("insert into public.organizations (id, name, slug, created_by) "
+                         "values (%s, 'Other Label', 'other-label', %s)", (other_org, other_member))
+    await seeded.execute("insert into public.memberships (org_id, user_id, role) values (%s, %s, 'viewer')",
+                         (other_org, other_member))
+    await seeded.execute(
+        "insert into public.documents (org_id, source, source_key, period_start, period_end, content, embedding, "
+        "embedding_model) select %s, source, source_key, period_start, period_end, content, embedding, "
+        "embedding_model from public.documents where org_id = %s", (other_org, ORG))
+    owners = {r["id"]: r["org_id"] for r in await (await seeded.execute(
+        "select id, org_id from public.documents where org_id in (%s, %s)", (ORG, other_org))).fetchall()}
+    assert sum(1 for o in owners.values() if o == other_org) == sum(1 for o in owners.values() if o == ORG) > 0
+
+    question = "What is the budget of the Moonrise single launch?"
+    for user, org in ((VIEWER, ORG), (str(other_member), other_org)):
+        await as_user(seeded, user)
+        for mode in ("hybrid", "vector", "fulltext"):
+            rows = await retrieve(seeded, org, question, None, embedder, mode=mode, k=10)
+            assert rows, (user, mode)
+            assert {owners[r["id"]] for r in rows} == {org}, (user, mode)
+    # Still B's member: asking about the seed org is refused outright.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        await retrieve(seeded, ORG, question, None, embedder)
+
+
 async def test_full_text_alone_answers_without_embeddings(seeded: psycopg.AsyncConnection[Any]) -> None:
     await as_user(seeded, VIEWER)
     rows = await retrieve(seeded, ORG, "Moonrise single launch budget", None, None)
