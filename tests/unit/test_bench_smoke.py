@@ -92,6 +92,9 @@ def test_small_run_writes_every_benchmark(tmp_path: Path, capsys: pytest.Capture
     for r in retrieval["results"]:
         if r["kind"] == "score":
             assert 0 <= r["ratio"] <= 1
+            if r["name"].startswith("retrieval.recall_at_10."):
+                assert isinstance(r["params"]["queries_below_1"], list)
+                assert r["params"]["queries"] == len(r["params"]["orgs"]) * 10
             assert r["target"] == (">= 0.95" if ".recall_at_10." in r["name"] else None)
         else:
             assert r["stat"] == "p95"
