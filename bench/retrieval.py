@@ -107,8 +107,12 @@ def function_hnsw_settings(conn: psycopg.Connection[Any]) -> dict[str, str]:
     return {name: value for name, value in pairs if name.startswith("hnsw.")}
 
 
-def pick_orgs(conn: psycopg.Connection[Any], per_bucket: int = ORGS_PER_BUCKET) -> dict[str, list[dict[str, Any]]]:
-    """Organizations by chunk count (largest first), bucketed; up to `per_bucket` from each, evenly spread."""
+Picks = dict[str, list[dict[str, Any]]]  # bucket -> organizations picked from it
+
+
+def pick_orgs(conn: psycopg.Connection[Any], *sizes: int) -> tuple[list[Picks], list[dict[str, str]]]:
+    """Organizations by chunk count (largest first), bucketed, read once; for each of `sizes`, up to that many
+    from each bucket, evenly spread by size. Also the buckets' rank and chunk-count ranges."""
     rows = conn.execute(
         """
         select o.id, o.slug, d.chunks, an.user_id as analyst, u.email as analyst_email
@@ -129,23 +133,30 @@ def pick_orgs(conn: psycopg.Connection[Any], per_bucket: int = ORGS_PER_BUCKET) 
     large_end = max(1, n // 100)
     medium_end = max(large_end + 1, n // 10)
     ranges = {"large": (0, large_end), "medium": (large_end, medium_end), "small": (medium_end, n)}
-    picks: dict[str, list[dict[str, Any]]] = {}
-    for bucket in BUCKETS:
-        lo, hi = ranges[bucket]
-        members = rows[lo:hi]
-        if len(members) <= per_bucket:
-            chosen = members
-        else:
-            step = (len(members) - 1) / (per_bucket - 1)
-            chosen = [members[round(i * step)] for i in range(per_bucket)]
-        for org in chosen:
-            org["rank"] = rows.index(org) + 1
-            org["index"] = int(org["slug"].rsplit("-", 1)[1])  # generation order = ChunkSpace's org index
-        picks[bucket] = chosen
-    picks["_range"] = [{"bucket": b, "ranks": f"{ranges[b][0] + 1}-{ranges[b][1]}",
-                        "chunks": f"{rows[ranges[b][1] - 1]['chunks']}-{rows[ranges[b][0]]['chunks']}"}
-                       for b in BUCKETS]
-    return picks
+    for rank, org in enumerate(rows, start=1):
+        org["rank"] = rank
+        org["index"] = int(org["slug"].rsplit("-", 1)[1])  # generation order = ChunkSpace's org index
+    all_picks: list[Picks] = []
+    for per_bucket in sizes:
+        picks: Picks = {}
+        for bucket in BUCKETS:
+            lo, hi = ranges[bucket]
+            members = rows[lo:hi]
+            if len(members) <= per_bucket:
+                picks[bucket] = members
+            else:
+                step = (len(members) - 1) / (per_bucket - 1)
+                picks[bucket] = [members[round(i * step)] for i in range(per_bucket)]
+        all_picks.append(picks)
+    bucket_ranges = [{"bucket": b, "ranks": f"{ranges[b][0] + 1}-{ranges[b][1]}",
+                      "chunks": f"{rows[ranges[b][1] - 1]['chunks']}-{rows[ranges[b][0]]['chunks']}"}
+                     for b in BUCKETS]
+    return all_picks, bucket_ranges
+
+
+def _recall(found: list[int], exact: list[int]) -> float:
+    """recall@K of `found` against the exact answer (which may hold fewer than K chunks)."""
+    return len(set(found) & set(exact)) / max(1, min(K, len(exact)))
 
 
 def _set_local(conn: psycopg.Connection[Any], settings: dict[str, str]) -> None:
@@ -177,14 +188,11 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
     # after 5 runs, which for an org-filtered query is planned without the organization in view.
     conn_kwargs: dict[str, Any] = {"row_factory": dict_row, "prepare_threshold": None}
     with psycopg.connect(url, autocommit=True, **conn_kwargs) as conn:
-        picks = pick_orgs(conn)
-        recall_picks = pick_orgs(conn, RECALL_ORGS_PER_BUCKET)
+        (picks, recall_picks), ranges = pick_orgs(conn, ORGS_PER_BUCKET, RECALL_ORGS_PER_BUCKET)
         pgvector = conn.execute("select extversion from pg_extension where extname = 'vector'").fetchone()
         function_hnsw = function_hnsw_settings(conn)
-    ranges = picks.pop("_range")
-    recall_picks.pop("_range")
 
-    def draw(chosen: dict[str, list[dict[str, Any]]], per_org: int, salt: int) -> list[dict[str, Any]]:
+    def draw(chosen: Picks, per_org: int, salt: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for bucket in BUCKETS:
             for org in chosen[bucket]:
@@ -209,21 +217,14 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                      ("hnsw.ef_search", "hnsw.max_scan_tuples")}
 
         # Recall: each query of the recall set once, exact then the function.
-        recall_runs: dict[str, dict[str, list[Any]]] = {
-            b: {"exact_s": [], "hnsw_s": [], "recall": [], "misses": []} for b in BUCKETS}
+        recall_runs: dict[str, list[dict[str, Any]]] = {b: [] for b in BUCKETS}
         for q in recall_queries:
             params = {"org_id": q["org"]["id"], "question": QUESTION, "q": q["q"], "k": K}
             t_ex, ids_ex = _timed(service_conn, "service_role", service, EXACT_SQL, params,
                                   {"enable_indexscan": "off"})
             t_fn, ids_fn = _timed(analyst_conn, "authenticated", q["claims"], SEARCH_SQL, params, {})
-            score = len(set(ids_fn) & set(ids_ex)) / max(1, min(K, len(ids_ex)))
-            run_ = recall_runs[q["bucket"]]
-            run_["exact_s"].append(t_ex)
-            run_["hnsw_s"].append(t_fn)
-            run_["recall"].append(score)
-            if score < 1:
-                run_["misses"].append({"org": q["org"]["slug"], "chunks": q["org"]["chunks"], "query": q["n"],
-                                       "recall": score})
+            recall_runs[q["bucket"]].append({"org": q["org"], "query": q["n"], "recall": _recall(ids_fn, ids_ex),
+                                             "exact_s": t_ex, "hnsw_s": t_fn})
 
         # Latency set: exact answers first (once per query), for the informational direct_* recall.
         t_exact: dict[int, float] = {}
@@ -294,11 +295,13 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
         idx = [i for i, q in enumerate(queries) if q["bucket"] == bucket]
         if not idx:
             continue
-        recalls = recall_runs[bucket]["recall"]
-        direct_recalls = [len(set(found_direct[i]) & set(exact[i])) / max(1, min(K, len(exact[i]))) for i in idx]
+        runs = recall_runs[bucket]
+        recalls = [r["recall"] for r in runs]
+        misses = [{"org": r["org"]["slug"], "chunks": r["org"]["chunks"], "query": r["query"], "recall": r["recall"]}
+                  for r in runs if r["recall"] < 1]
+        direct_recalls = [_recall(found_direct[i], exact[i]) for i in idx]
         for org in recall_picks[bucket]:
-            mine = [r for q, r in zip((q for q in recall_queries if q["bucket"] == bucket), recalls, strict=True)
-                    if q["org"] is org]
+            mine = [r["recall"] for r in runs if r["org"] is org]
             details["per_org"][org["slug"]] = {"bucket": bucket, "chunks": org["chunks"], "rank": org["rank"],
                                                "recall_at_10": round(statistics.fmean(mine), 4),
                                                "min_recall": round(min(mine), 2)}
@@ -315,11 +318,11 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
         recall = statistics.fmean(recalls)
         results.append(Result(
             benchmark=NAME, name=f"{NAME}.recall_at_10.{bucket}", kind="score",
-            measured=Measurement(recall_runs[bucket]["hnsw_s"]), baseline_name="exact",
-            baseline=Measurement(recall_runs[bucket]["exact_s"]), target_op=">=", target=TARGET_RECALL,
+            measured=Measurement([r["hnsw_s"] for r in runs]), baseline_name="exact",
+            baseline=Measurement([r["exact_s"] for r in runs]), target_op=">=", target=TARGET_RECALL,
             params={**params, "orgs": [o["slug"] for o in recall_picks[bucket]],
                     "org_chunks": [o["chunks"] for o in recall_picks[bucket]], "queries": len(recalls),
-                    "recall_min": round(min(recalls), 2), "queries_below_1": recall_runs[bucket]["misses"]},
+                    "recall_min": round(min(recalls), 2), "queries_below_1": misses},
             value=recall,
             note="ratio = mean recall@10 of search_documents (HNSW, RLS) against exact search, over the recall set",
         ))
@@ -354,7 +357,7 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
             f"{direct.p95 * 1000:.2f} ms, plan {', '.join(plans.get(bucket, {}).get('direct_scans') or ['?'])}")
         log(f"  {NAME}.{bucket}: recall@10 {recall:.3f} over {len(recalls)} queries of "
             f"{len(recall_picks[bucket])} orgs (min {min(recalls):.1f}, "
-            f"{len(recall_runs[bucket]['misses'])} below 1); p95 hnsw "
+            f"{len(misses)} below 1); p95 hnsw "
             f"{hnsw.p95 * 1000:.2f} ms (hybrid {hybrid.p95 * 1000:.2f} ms) vs unfiltered "
             f"{unfiltered.p95 * 1000:.2f} ms; exact median "
             f"{exact_m.median * 1000:.1f} ms; plan: {', '.join(plans.get(bucket, {}).get('scans') or ['?'])}")
