@@ -34,12 +34,12 @@ case "$mode" in
     exec docker compose up -d --build --wait ;;
   cloud)
     [ -n "${SUPABASE_DB_URL:-}" ] || { echo "cloud mode needs SUPABASE_DB_URL (and SUPABASE_URL + keys)" >&2; exit 1; }
-    if [ "$(id -u)" -eq 0 ]; then ./scripts/install-system-deps.sh; fi
+    if [ "$(id -u)" -eq 0 ]; then ./scripts/install-system-deps.sh; ./scripts/reserve-ports.sh; fi
     ./scripts/bootstrap-venv.sh >/dev/null
     unset ARTI_MODE
     exec .venv/bin/arti platform start "${demo[@]}" ;;
   embedded)
-    if [ "$(id -u)" -eq 0 ]; then ./scripts/install-system-deps.sh; fi
+    if [ "$(id -u)" -eq 0 ]; then ./scripts/install-system-deps.sh; ./scripts/reserve-ports.sh; fi
     ./scripts/bootstrap-venv.sh >/dev/null
     exec env -u SUPABASE_DB_URL .venv/bin/arti platform start "${demo[@]}" ;;
   *) echo "unknown mode: $mode (embedded, cloud or docker)" >&2; exit 2 ;;

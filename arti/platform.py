@@ -23,7 +23,7 @@ from typing import Any
 
 from arti.errors import ArtiError
 from arti.localdb import LocalCluster, port_owner
-from arti.settings import PROJECT_ROOT, Settings
+from arti.settings import DEFAULT_PORTS, PROJECT_ROOT, Settings
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,9 @@ class Service:
 
 def ports() -> dict[str, int]:
     return {
-        "http": int(os.environ.get("ARTI_HTTP_PORT", "8080")),
-        "handlers": int(os.environ.get("ARTI_HANDLERS_PORT", "8000")),
-        "studio": int(os.environ.get("ARTI_STUDIO_PORT", "54323")),
+        "http": int(os.environ.get("ARTI_HTTP_PORT", DEFAULT_PORTS["http"])),
+        "handlers": int(os.environ.get("ARTI_HANDLERS_PORT", DEFAULT_PORTS["handlers"])),
+        "studio": int(os.environ.get("ARTI_STUDIO_PORT", DEFAULT_PORTS["studio"])),
     }
 
 

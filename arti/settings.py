@@ -17,6 +17,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The JWT secret `supabase start` uses for local development; embedded mode mirrors it.
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105 (public dev key)
 EMBEDDED_PORT = 54322
+# Fixed local ports by default (each has an environment override). All but the HTTP ones lie in
+# Linux's ephemeral range, so scripts/reserve-ports.sh keeps outgoing connections off them.
+DEFAULT_PORTS = {
+    "database": EMBEDDED_PORT,  # ARTI_DB_PORT
+    "studio": 54323,  # ARTI_STUDIO_PORT
+    "tests_database": 54329,  # ARTI_TEST_DB_PORT
+    "bench_database": 54330,  # ARTI_BENCH_DB_PORT
+    "bench_smoke_database": 54331,  # ARTI_BENCH_SMOKE_PORT
+    "e2e_platform_database": 55422,  # fixed by tests/e2e/test_platform.py
+    "http": 8080,  # ARTI_HTTP_PORT
+    "handlers": 8000,  # ARTI_HANDLERS_PORT
+}
 EMBEDDED_PASSWORD = "postgres"  # noqa: S105 (Supabase local default)
 
 

@@ -22,10 +22,10 @@ from psycopg.rows import dict_row
 from arti.errors import ArtiError
 from arti.localdb import LocalCluster
 from arti.migrate import migrate
-from arti.settings import PROJECT_ROOT, embedded_url
+from arti.settings import DEFAULT_PORTS, PROJECT_ROOT, embedded_url
 
 BENCH_DB_DIR = PROJECT_ROOT / ".arti" / "bench-db"
-BENCH_DB_PORT = int(os.environ.get("ARTI_BENCH_DB_PORT", "54330"))
+BENCH_DB_PORT = int(os.environ.get("ARTI_BENCH_DB_PORT", DEFAULT_PORTS["bench_database"]))
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 

@@ -8,6 +8,7 @@ say() { printf '\n== %s\n' "$*"; }
 
 say "system packages"
 ./scripts/install-system-deps.sh
+./scripts/reserve-ports.sh
 
 say "python environment"
 ./scripts/bootstrap-venv.sh

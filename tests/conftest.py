@@ -11,17 +11,17 @@ import pytest
 from psycopg.rows import dict_row
 
 from arti.localdb import LocalCluster
-from arti.settings import PROJECT_ROOT
+from arti.settings import DEFAULT_PORTS, PROJECT_ROOT
 from tests.harness import TestDB, build_session_database
 
-TEST_DB_PORT = int(os.environ.get("ARTI_TEST_DB_PORT", "54329"))
+TEST_DB_PORT = int(os.environ.get("ARTI_TEST_DB_PORT", DEFAULT_PORTS["tests_database"]))
 
 
 @pytest.fixture(scope="session")
 def test_cluster() -> Iterator[LocalCluster]:
     """The tests' embedded cluster: started if it is not running, stopped at the end if we started it."""
     # Another port gets its own cluster folder, so parallel sessions never share (and reset) one database.
-    folder = "test-db" if TEST_DB_PORT == 54329 else f"test-db-{TEST_DB_PORT}"
+    folder = "test-db" if DEFAULT_PORTS["tests_database"] == TEST_DB_PORT else f"test-db-{TEST_DB_PORT}"
     cluster = LocalCluster(PROJECT_ROOT / ".arti" / folder, TEST_DB_PORT)
     started = cluster.start()
     try:

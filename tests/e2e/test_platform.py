@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 from arti.localdb import port_owner
-from arti.settings import PROJECT_ROOT, embedded_url
+from arti.settings import DEFAULT_PORTS, PROJECT_ROOT, embedded_url
 
 PORTS = {"ARTI_HTTP_PORT": "18080", "ARTI_HANDLERS_PORT": "18000", "ARTI_STUDIO_PORT": "18323",
-         "ARTI_DB_PORT": "55422"}
+         "ARTI_DB_PORT": str(DEFAULT_PORTS["e2e_platform_database"])}
 
 
 @pytest.fixture

@@ -97,6 +97,28 @@ def test_enqueue_due_syncs_dedupes_and_skips_inactive(db: TestDB) -> None:
     assert db.value("select error from public.sync_runs where id = %(sync_a)s", world.params()).startswith("superseded")
 
 
+def test_a_run_finished_while_its_job_closes_is_not_handed_out_as_pending(db: TestDB) -> None:
+    """The task marks its run finished before Procrastinate marks the job done: a request in between gets a new run."""
+    world = build_world(db)
+    account = world.ids["account_a"]
+    run = db.value("select private.enqueue_sync(%s, 'schedule')", (account,))
+    db.execute("update procrastinate.procrastinate_jobs set status = 'doing' where args ->> 'sync_run_id' = %s",
+               (str(run),))
+    db.execute("update public.sync_runs set status = 'running', started_at = now() where id = %s", (run,))
+    # Still running: the same run is pending.
+    assert db.value("select private.enqueue_sync(%s, 'manual')", (account,)) == run
+    # The task has written its result; its job is still 'doing' for a moment.
+    db.execute("update public.sync_runs set status = 'succeeded', finished_at = now() where id = %s", (run,))
+    again = db.value("select private.enqueue_sync(%s, 'schedule')", (account,))
+    assert again != run
+    assert db.value("select status::text from public.sync_runs where id = %s", (run,)) == "succeeded"
+    assert db.one("select status::text as status, lock, queueing_lock from procrastinate.procrastinate_jobs "
+                  "where args ->> 'sync_run_id' = %s", (str(again),)) == {
+        "status": "todo", "lock": f"account:{account}", "queueing_lock": f"sync:{account}"}
+    # And the new run is now the pending one.
+    assert db.value("select private.enqueue_sync(%s, 'manual')", (account,)) == again
+
+
 def test_daily_schedule_is_registered_with_pg_cron(db: TestDB) -> None:
     job = db.one("select schedule, command from cron.job where jobname = 'arti-daily-sync'")
     assert job == {"schedule": "0 2 * * *", "command": "select private.enqueue_due_syncs()"}

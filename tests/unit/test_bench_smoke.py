@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from arti.localdb import missing_system_packages
-from arti.settings import PROJECT_ROOT
+from arti.settings import DEFAULT_PORTS, PROJECT_ROOT
 
 SMOKE_DB_DIR = PROJECT_ROOT / ".arti" / "bench-smoke-db"
-SMOKE_PORT = int(os.environ.get("ARTI_BENCH_SMOKE_PORT", "54331"))
+SMOKE_PORT = int(os.environ.get("ARTI_BENCH_SMOKE_PORT", DEFAULT_PORTS["bench_smoke_database"]))
 
 pytestmark = pytest.mark.skipif(bool(missing_system_packages()), reason="the embedded Postgres is not installed")
 
