@@ -141,3 +141,26 @@ def test_replay_rpc_requeues_with_the_same_event_and_refuses_others(db: TestDB) 
         with pytest.raises(psycopg.Error) as caught, db.as_user(world.users[persona]):
             db.execute("select public.replay_webhook_delivery(%s)", (delivery["id"],))
         assert caught.value.sqlstate == sqlstate, persona
+
+
+def test_replay_waits_for_a_running_attempt_but_not_for_a_job_being_closed(db: TestDB) -> None:
+    """23505 while an attempt runs; once the attempt has recorded its result, its closing job is no obstacle."""
+    world = build_world(db)
+    p = world.params()
+    create_endpoint(db, world.users["admin"], world.ids["org_a"], events=["sync.failed"])
+    db.execute("update public.sync_runs set status = 'failed' where id = %(sync_a)s", p)
+    delivery = db.value("select id from public.webhook_deliveries where org_id = %(org_a)s", p)
+    lock = f"webhook:{delivery}"
+    db.execute("update procrastinate.procrastinate_jobs set status = 'doing' where queueing_lock = %s", (lock,))
+    with pytest.raises(psycopg.Error) as caught, db.as_user(world.users["admin"]):
+        db.execute("select public.replay_webhook_delivery(%s)", (delivery,))
+    assert caught.value.sqlstate == "23505" and "in progress" in (caught.value.diag.message_primary or "")
+    # The attempt has been recorded; Procrastinate has not yet marked its job finished.
+    db.execute("update public.webhook_deliveries set status = 'delivered', delivered_at = now(), "
+               "next_attempt_at = null, attempts = 1 where id = %s", (delivery,))
+    with db.as_user(world.users["admin"]):
+        result = db.value("select public.replay_webhook_delivery(%s)", (delivery,))
+    assert result["previous_status"] == "delivered" and result["status"] == "pending"
+    jobs = db.execute("select status::text as status, lock from procrastinate.procrastinate_jobs "
+                      "where queueing_lock = %s order by id", (lock,))
+    assert jobs == [{"status": "doing", "lock": lock}, {"status": "todo", "lock": lock}]
