@@ -222,13 +222,55 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
             "select count(*) as n from procrastinate.procrastinate_jobs j left join "
             "procrastinate.procrastinate_workers w on w.id = j.worker_id where j.status = 'doing' and "
             "(j.worker_id is null or w.last_heartbeat < now() - interval '30 seconds')").fetchone()
+        failures = conn.execute(JOB_FAILURES_SQL, (args.limit,)).fetchall() if args.failed else []
     print(f"workers:  {workers['alive'] if workers else 0} alive ({workers['known'] if workers else 0} known)")
     print(f"stalled:  {stalled['n'] if stalled else 0} job(s) held by dead workers")
     if not rows:
         print("queue:    empty")
     for row in rows:
         print(f"queue:    {row['queue_name']:<12} {row['status']:<10} {row['n']}")
+    if args.failed:
+        _print_failures(failures)
     return 0
+
+
+JOB_FAILURES_SQL = """
+select f.failed_at, f.job_id, f.task_name, f.attempt, f.will_retry, f.error_type, f.error_message, f.task_args,
+       j.status::text as job_status
+from private.job_failures f
+left join procrastinate.procrastinate_jobs j on j.id = f.job_id
+order by f.failed_at desc, f.id desc
+limit %s
+"""
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _print_failures(failures: list[dict[str, Any]]) -> None:
+    """The latest failed attempts, newest first, with what became of their job."""
+    if not failures:
+        print("failures: none recorded")
+        return
+    print(f"failures: the latest {len(failures)}, newest first")
+    for f in failures:
+        outcome = "retrying" if f["will_retry"] else "gave up"
+        if f["job_status"] == "succeeded":
+            outcome += ", succeeded later"
+        elif f["job_status"] is None:
+            outcome += ", job deleted"
+        args_text = json.dumps(f["task_args"], sort_keys=True)
+        print(f"  {f['failed_at']:%Y-%m-%d %H:%M:%S} job {f['job_id']} {f['task_name']} {args_text} "
+              f"attempt {f['attempt']} ({outcome})")
+        print(f"      {f['error_type']}: {f['error_message']}")
 
 
 def cmd_platform(settings: Settings, args: argparse.Namespace) -> int:
@@ -314,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     plat.add_argument("--demo", action="store_true", help="load supabase/seed.sql (idempotent)")
     plat.set_defaults(func=cmd_platform)
     jobs = sub.add_parser("jobs", help="queue depth, running, failed and stalled jobs")
+    jobs.add_argument("--failed", action="store_true",
+                      help="also list the latest failed attempts with their errors (private.job_failures)")
+    jobs.add_argument("--limit", type=positive_int, default=20, help="how many failed attempts to list (default 20)")
     jobs.set_defaults(func=cmd_jobs)
     bench = sub.add_parser("bench", help="run the benchmarks (python -m bench; see bench/README.md)",
                            add_help=False)

@@ -3,7 +3,8 @@
 * pool sized concurrency + 1 (one connection per running job plus the LISTEN connection);
 * LISTEN/NOTIFY wakes it as soon as a job is deferred, with polling as a fallback;
 * SIGTERM/SIGINT stop fetching new jobs and let the running ones finish (graceful);
-* heartbeats every 5 s; the `retry_stalled_jobs` periodic task re-queues jobs of dead workers.
+* heartbeats every 5 s; the `retry_stalled_jobs` periodic task re-queues jobs of dead workers;
+* every failed attempt is recorded in private.job_failures (jobs/failures.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 
 from arti.settings import Settings
 from jobs.app import app, make_connector
+from jobs.failures import record_failures
 from jobs.maintenance import requeue_stalled
 
 POLLING_FALLBACK_SECONDS = 5.0
@@ -35,6 +37,7 @@ async def run_worker(settings: Settings, *, concurrency: int, queues: list[str] 
                 shutdown_graceful_timeout=None,
                 update_heartbeat_interval=max(0.5, min(5.0, stalled / 3)),
                 stalled_worker_timeout=stalled,
+                worker_middleware=[record_failures],
             )
 
 

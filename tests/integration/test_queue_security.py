@@ -21,6 +21,8 @@ ATTEMPTS = [
     "select private.enqueue_sync(gen_random_uuid(), 'manual')",
     "select * from private.provider_tokens",
     "select * from private.oauth_states",
+    "select * from private.job_failures",
+    "select private.prune_job_failures()",
 ]
 
 
