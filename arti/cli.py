@@ -262,14 +262,11 @@ def _print_failures(failures: list[dict[str, Any]]) -> None:
         return
     print(f"failures: the latest {len(failures)}, newest first")
     for f in failures:
-        outcome = "retrying" if f["will_retry"] else "gave up"
-        if f["job_status"] == "succeeded":
-            outcome += ", succeeded later"
-        elif f["job_status"] is None:
-            outcome += ", job deleted"
+        outcome = "retried" if f["will_retry"] else "gave up"
+        job_now = f"job now {f['job_status']}" if f["job_status"] else "job deleted"
         args_text = json.dumps(f["task_args"], sort_keys=True)
         print(f"  {f['failed_at']:%Y-%m-%d %H:%M:%S} job {f['job_id']} {f['task_name']} {args_text} "
-              f"attempt {f['attempt']} ({outcome})")
+              f"attempt {f['attempt']} ({outcome}; {job_now})")
         print(f"      {f['error_type']}: {f['error_message']}")
 
 

@@ -2,9 +2,10 @@
 
 Procrastinate keeps a job's status, not why it failed. This middleware wraps every job the worker
 runs; when the task raises, it writes the job, its arguments, the attempt number, whether the task's
-retry strategy will try again, and the error, then re-raises so Procrastinate's retry and status
-handling go on unchanged. If the record itself cannot be written, that is logged and the task's own
-error still propagates: recording a failure never hides it. `arti jobs --failed` reads the records.
+retry strategy will try again, and the error (token-like URL parameters redacted), then re-raises
+so Procrastinate's retry and status handling go on unchanged. If the record itself cannot be
+written, that is logged and the task's own error still propagates: recording a failure never hides
+it. `arti jobs --failed` reads the records.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import procrastinate
 from procrastinate.middleware import AsyncCallNext
+
+from arti.providers.base import redact
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +39,8 @@ def error_type(exc: BaseException) -> str:
 
 
 def error_message(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or repr(exc)
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+    """The message on one line, token-like query parameters redacted (a URL in an error can carry one)."""
+    return redact(" ".join(str(exc).split()) or repr(exc), max_chars=MAX_MESSAGE_CHARS)
 
 
 def worker_label(name: str | None) -> str:

@@ -87,14 +87,14 @@ class ProviderUnavailable(ProviderError):
     retryable: ClassVar[bool] = True
 
 
-def redact(text: str, secret_values: Iterable[str | None] = ()) -> str:
-    """`text` with the given secret values and any token-like query parameters replaced, cut to a sane length."""
+def redact(text: str, secret_values: Iterable[str | None] = (), *, max_chars: int = _MAX_MESSAGE_CHARS) -> str:
+    """`text` with the given secret values and any token-like query parameters replaced, cut to `max_chars`."""
     for value in secret_values:
         if value and len(value) >= 4:
             text = text.replace(value, _REDACTED)
     text = _SENSITIVE_QUERY.sub(lambda m: f"{m.group(1)}={_REDACTED}", text)
-    if len(text) > _MAX_MESSAGE_CHARS:
-        text = text[: _MAX_MESSAGE_CHARS - 1] + "…"
+    if len(text) > max_chars:
+        text = text[: max_chars - 1] + "…"
     return text
 
 

@@ -85,7 +85,7 @@ def test_a_job_failing_in_a_real_worker_is_recorded_and_listed(conn: psycopg.Con
 
     listing = jobs_command(database_url, capsys, "--failed", "--limit", "50")
     line = next(li for li in listing.splitlines() if f"job {job_id} " in li)
-    assert "refresh_insights" in line and "attempt 1 (gave up)" in line and "not-an-account-id" in line
+    assert "refresh_insights" in line and "attempt 1 (gave up; job now failed)" in line and "not-an-account-id" in line
     assert "psycopg.errors.InvalidTextRepresentation: invalid input syntax for type uuid" in listing
     assert "failures: none recorded" not in listing
 
@@ -116,7 +116,14 @@ async def test_each_failed_attempt_records_whether_the_retry_strategy_tries_agai
     for attempts in (0, 5):
         with pytest.raises(ProviderUnavailable):
             await record_failures(provider_down, context_for(open_app, job_id, attempts), None)
-    first, last = failures_of(conn, job_id)
+    async def url_with_a_token() -> None:
+        raise RuntimeError("GET https://graph.instagram.com/me?fields=id&access_token=IGQVJ-secret-value failed")
+
+    with pytest.raises(RuntimeError):
+        await record_failures(url_with_a_token, context_for(open_app, job_id, 6), None)
+    first, last, leaky = failures_of(conn, job_id)
+    assert "IGQVJ-secret-value" not in leaky["error_message"]
+    assert "access_token=[redacted]" in leaky["error_message"] and leaky["will_retry"] is False
     assert (first["attempt"], first["will_retry"]) == (1, True)
     assert (last["attempt"], last["will_retry"]) == (6, False)
     assert first["error_type"] == "arti.providers.base.ProviderUnavailable"
