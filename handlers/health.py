@@ -6,7 +6,9 @@ Checks, each with its own `status` (`ok` or `error`) so one failure does not hid
 * `migrations` — every file in supabase/migrations is recorded as applied (pending ones are listed);
 * `worker`     — a Procrastinate worker's heartbeat is younger than ARTI_HEALTH_HEARTBEAT_MAX_AGE
                  ("no worker" otherwise: queued syncs would wait forever);
-* `queue`      — jobs waiting (`todo`) and how many of them are due now, for information.
+* `queue`      — jobs waiting (`todo`) and how many of them are due now, and the failed attempts of the
+                 last hour (private.job_failures: all, and those after which the job gave up), for
+                 information: failures alone do not make the platform unhealthy.
 
 200 `{"status": "ok", ...}` when every check is ok; 503 `{"status": "degraded"}` otherwise, or
 `{"status": "unavailable"}` when the database cannot be reached at all. Never a stack trace, never the
@@ -79,7 +81,14 @@ async def _queue(conn: Conn) -> dict[str, Any]:
         "select count(*) as todo, count(*) filter (where scheduled_at is null or scheduled_at <= now()) as due "
         "from procrastinate.procrastinate_jobs where status = 'todo'",
     )
-    return _ok(todo=int(row["todo"]) if row else 0, due=int(row["due"]) if row else 0)
+    failed = await fetch_one(
+        conn,
+        "select count(*) as attempts, count(*) filter (where not will_retry) as gave_up "
+        "from private.job_failures where failed_at > now() - interval '1 hour'",
+    )
+    return _ok(todo=int(row["todo"]) if row else 0, due=int(row["due"]) if row else 0,
+               failed_attempts_last_hour=int(failed["attempts"]) if failed else 0,
+               gave_up_last_hour=int(failed["gave_up"]) if failed else 0)
 
 
 async def _guarded(name: str, check: Any) -> dict[str, Any]:

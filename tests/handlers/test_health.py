@@ -79,6 +79,23 @@ async def test_queue_depth_counts_waiting_jobs(client: httpx.AsyncClient, fresh_
     assert after["todo"] == before["todo"] + 3
 
 
+async def test_queue_check_counts_the_last_hours_failed_attempts(client: httpx.AsyncClient, fresh_worker: int,
+                                                                  conn: psycopg.Connection[Any]) -> None:
+    before = (await client.get("/functions/v1/health")).json()["checks"]["queue"]
+    ids = [conn.execute("insert into private.job_failures (job_id, queue_name, task_name, attempt, will_retry, "
+                        "error_type, error_message, failed_at) values (%s, 'sync', 'sync_account', 1, %s, 'E', "
+                        "'health test', now() - %s::interval) returning id", (job, retry, age)).fetchone()["id"]
+           for job, retry, age in ((-1, True, "1 minute"), (-2, False, "2 minutes"), (-3, False, "2 hours"))]
+    try:
+        response = await client.get("/functions/v1/health")
+    finally:
+        conn.execute("delete from private.job_failures where id = any(%s)", (ids,))
+    after = response.json()["checks"]["queue"]
+    assert after["failed_attempts_last_hour"] == before["failed_attempts_last_hour"] + 2
+    assert after["gave_up_last_hour"] == before["gave_up_last_hour"] + 1
+    assert response.status_code == 200 and after["status"] == "ok"
+
+
 async def test_pending_migrations_are_degraded(database_url: str, tmp_path: Path, fresh_worker: int) -> None:
     migrations = tmp_path / "migrations"
     shutil.copytree(PROJECT_ROOT / "supabase" / "migrations", migrations)
