@@ -9,6 +9,7 @@ session; pg_cron runs in it exactly as in the development cluster.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -112,6 +113,14 @@ class TestDB:
         self.users[str(user_id)] = {"email": email, "app_metadata": app}
         return user_id
 
+
+
+def child_env(**settings: str) -> dict[str, str]:
+    """The environment for a child process (`arti` CLI, worker, platform): this one's without its SUPABASE_* and
+    ARTI_* variables, so a developer's own configuration never reaches a test, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))}
+    env.update(settings)
+    return env
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:

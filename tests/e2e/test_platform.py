@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -14,6 +13,7 @@ import pytest
 
 from arti.localdb import port_owner
 from arti.settings import DEFAULT_PORTS, PROJECT_ROOT, embedded_url
+from tests.harness import child_env
 
 PORTS = {"ARTI_HTTP_PORT": "18080", "ARTI_HANDLERS_PORT": "18000", "ARTI_STUDIO_PORT": "18323",
          "ARTI_DB_PORT": str(DEFAULT_PORTS["e2e_platform_database"])}
@@ -21,8 +21,7 @@ PORTS = {"ARTI_HTTP_PORT": "18080", "ARTI_HANDLERS_PORT": "18000", "ARTI_STUDIO_
 
 @pytest.fixture
 def platform_env() -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))}
-    env.update(PORTS, ARTI_DATA_DIR=str(PROJECT_ROOT / ".arti" / "e2e-platform"))
+    env = child_env(**PORTS, ARTI_DATA_DIR=str(PROJECT_ROOT / ".arti" / "e2e-platform"))
     try:
         yield env
     finally:

@@ -15,11 +15,11 @@ import pytest
 from arti.errors import ArtiError
 from arti.localdb import LocalCluster
 from arti.settings import PROJECT_ROOT
+from tests.harness import child_env
 
 
 def run_arti(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))}
-    full_env.update(env or {})
+    full_env = child_env(**(env or {}))
     return subprocess.run([sys.executable, "-m", "arti.cli", *args], capture_output=True, text=True,
                           env=full_env, cwd=PROJECT_ROOT, timeout=120)
 
@@ -82,7 +82,7 @@ def test_unreadable_migration_via_cli(tmp_path: Path, test_cluster: LocalCluster
             "import sys; from pathlib import Path; from arti import cli; from arti.settings import get_settings;"
             f"s = get_settings(); s.migrations_dir = Path({str(tmp_path)!r}); sys.exit(cli.main(['db', 'migrate']))"
         )
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))} | env
+        full_env = child_env(**env)
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
                                 cwd=PROJECT_ROOT, timeout=120)
         assert result.returncode != 0
@@ -117,7 +117,7 @@ def test_status_reports_server_port_extensions_and_pending(test_cluster: LocalCl
         f"{test_cluster.port});"
         "sys.exit(cli.main(['db', 'status', '--json']))"
     )
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))} | env
+    full_env = child_env(**env)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
                             cwd=PROJECT_ROOT, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import random
 import socket
 import subprocess
@@ -18,6 +17,7 @@ import psycopg
 import pytest
 from procrastinate.jobs import Job
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 import jobs.sync  # noqa: F401  (registers sync_account and its retry strategy on the app)
 from arti.cli import build_parser
@@ -26,7 +26,7 @@ from arti.providers.base import ProviderUnavailable
 from arti.settings import PROJECT_ROOT, Settings
 from jobs.app import app, make_connector
 from jobs.failures import MAX_MESSAGE_CHARS, record_failures
-from tests.harness import TestDB, wait_until
+from tests.harness import TestDB, child_env, wait_until
 
 
 @pytest.fixture
@@ -50,6 +50,15 @@ def failures_of(conn: psycopg.Connection[Any], job_id: int) -> list[dict[str, An
                         (job_id,)).fetchall()
 
 
+def defer(conn: psycopg.Connection[Any], queue: str, task: str, task_args: dict[str, Any],
+          in_seconds: float | None = None) -> int:
+    """A job deferred the way the project's SQL defers them (procrastinate_defer_jobs_v1); returns its id."""
+    return conn.execute(
+        "select unnest(procrastinate.procrastinate_defer_jobs_v1(array[row(%s, %s, 0, null, null, %s, "
+        "now() + make_interval(secs => %s))::procrastinate.procrastinate_job_to_defer_v1])) as id",
+        (queue, task, Jsonb(task_args), in_seconds)).fetchone()["id"]
+
+
 def jobs_command(database_url: str, capsys: Any, *argv: str) -> str:
     args = build_parser().parse_args(["jobs", *argv])
     assert args.func(Settings(SUPABASE_DB_URL=database_url), args) == 0
@@ -58,13 +67,9 @@ def jobs_command(database_url: str, capsys: Any, *argv: str) -> str:
 
 def test_a_job_failing_in_a_real_worker_is_recorded_and_listed(conn: psycopg.Connection[Any], database_url: str,
                                                                job_ids: list[int], capsys: Any) -> None:
-    job_id = conn.execute(
-        "select unnest(procrastinate.procrastinate_defer_jobs_v1(array[row('insights', 'refresh_insights', 0, null, "
-        "null, '{\"account_id\": \"not-an-account-id\"}'::jsonb, null)::procrastinate.procrastinate_job_to_defer_v1]"
-        ")) as id").fetchone()["id"]
+    job_id = defer(conn, "insights", "refresh_insights", {"account_id": "not-an-account-id"})
     job_ids.append(job_id)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))}
-    env.update(SUPABASE_DB_URL=database_url, ARTI_ENCRYPTION_KEYS=generate_key_setting("k1"))
+    env = child_env(SUPABASE_DB_URL=database_url, ARTI_ENCRYPTION_KEYS=generate_key_setting("k1"))
     worker = subprocess.Popen([sys.executable, "-m", "arti.cli", "worker", "--concurrency", "1", "--queue",
                                "insights"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
@@ -171,10 +176,7 @@ def test_old_failure_records_are_pruned_daily(db: TestDB) -> None:
 def test_jobs_command_counts_the_queue_and_refuses_a_bad_limit(conn: psycopg.Connection[Any], database_url: str,
                                                                job_ids: list[int], capsys: Any) -> None:
     before = jobs_command(database_url, capsys)
-    queued = conn.execute(
-        "select unnest(procrastinate.procrastinate_defer_jobs_v1(array[row('arti-test-queue', 'refresh_insights', "
-        "0, null, null, '{}'::jsonb, now() + interval '1 hour')::procrastinate.procrastinate_job_to_defer_v1]"
-        ")) as id").fetchone()["id"]
+    queued = defer(conn, "arti-test-queue", "refresh_insights", {}, in_seconds=3600)
     job_ids.append(queued)
     after = jobs_command(database_url, capsys)
     assert "arti-test-queue" not in before

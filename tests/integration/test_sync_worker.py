@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from arti.providers.base import TokenSet
 from arti.settings import PROJECT_ROOT
 from arti.tokens import SAVE_SQL, token_params
 from tests.fake_providers import FakeProviders
-from tests.harness import wait_until
+from tests.harness import child_env, wait_until
 from tests.unit.providers import payloads
 
 KEYS = generate_key_setting("k1")
@@ -67,10 +66,9 @@ def start_worker(database_url: str, fake: FakeProviders) -> Iterator[Callable[..
     started: list[subprocess.Popen[str]] = []
 
     def start(*extra: str) -> subprocess.Popen[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))}
-        env.update(SUPABASE_DB_URL=database_url, ARTI_ENCRYPTION_KEYS=KEYS, ARTI_PROVIDER_GATEWAY=fake.url,
-                   SPOTIFY_CLIENT_ID="spotify-client", SPOTIFY_CLIENT_SECRET="spotify-secret",
-                   ARTI_STALLED_WORKER_SECONDS="3")
+        env = child_env(SUPABASE_DB_URL=database_url, ARTI_ENCRYPTION_KEYS=KEYS, ARTI_PROVIDER_GATEWAY=fake.url,
+                        SPOTIFY_CLIENT_ID="spotify-client", SPOTIFY_CLIENT_SECRET="spotify-secret",
+                        ARTI_STALLED_WORKER_SECONDS="3")
         proc = subprocess.Popen([sys.executable, "-m", "arti.cli", "worker", "--concurrency", "2", *extra],
                                 cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         started.append(proc)

@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 
 from arti.db import as_role, user_claims
 from arti.settings import PROJECT_ROOT
+from tests.harness import child_env
 
 # -- the receiver -----------------------------------------------------------------------------------
 
@@ -260,8 +261,7 @@ def start_worker(database_url: str, tmp_path: Path) -> Iterator[Callable[[], sub
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start() -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))}
-        env.update(SUPABASE_DB_URL=database_url, ARTI_STALLED_WORKER_SECONDS="3")
+        env = child_env(SUPABASE_DB_URL=database_url, ARTI_STALLED_WORKER_SECONDS="3")
         log = tmp_path / f"worker-{len(started)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "arti.cli", "worker", "--concurrency", "4",
