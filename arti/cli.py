@@ -295,14 +295,22 @@ def _print_endpoints(settings: Settings) -> None:
     from arti.jwt_auth import mint_service_key
 
     p = platform.ports()
+    entry = ", ".join(f"http://{a if ':' not in a else '[' + a + ']'}:{p['http']}" for a in settings.http_bind.split())
+    secret = settings.verification_secret()
+    if settings.mode == "embedded" and secret == LOCAL_JWT_SECRET:
+        # The public `supabase start` values: printed only in embedded mode, which listens on loopback.
+        keys = (f"  anon key         {mint_service_key(secret, 'anon')}\n"
+                f"  service_role key {mint_service_key(secret, 'service_role')}\n"
+                f"  JWT secret       {secret}  (public local development secret)")
+    else:
+        keys = ("  API keys         your project's (Supabase dashboard: Settings > API); "
+                "none is printed outside embedded mode")
     print(f"""
 ARTi backend is up ({settings.mode} mode).
-  entry point      http://127.0.0.1:{p['http']}  (/health, /functions/v1/*)
+  entry point      {entry}  (/health, /functions/v1/*)
   handlers         http://127.0.0.1:{p['handlers']}/functions/v1/health
   database         {settings.database_url() if settings.mode == 'embedded' else '(SUPABASE_DB_URL)'}
-  anon key         {mint_service_key(settings.jwt_secret, 'anon')}
-  service_role key {mint_service_key(settings.jwt_secret, 'service_role')}
-  JWT secret       {settings.jwt_secret if settings.jwt_secret == LOCAL_JWT_SECRET else '(from SUPABASE_JWT_SECRET)'}
+{keys}
 Next: `.venv/bin/arti users create you@example.com` and `.venv/bin/arti token --user you@example.com`
 for a JWT; logs in {settings.data_dir / 'logs'}; stop with ./stop-platform.sh.""")
 

@@ -75,11 +75,15 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
     with connect(settings.database_url(), autocommit=True) as conn:
         user = find_user(conn, args.user)
-    token = mint_user_token(settings.jwt_secret, user, args.expires_in)
+    secret = settings.verification_secret()
+    if secret is None:
+        raise ArtiError(f"`arti token` signs with SUPABASE_JWT_SECRET, which is not set in {settings.mode} mode; "
+                        "sign in through Supabase Auth instead (or set the project's JWT secret)")
+    token = mint_user_token(secret, user, args.expires_in)
     if args.quiet:
         print(token)
         return 0
-    keys = api_keys(settings.jwt_secret)
+    keys = api_keys(secret)
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + args.expires_in))
     print(f"user:             {user.email} ({user.id})" + (" [platform admin]" if user.platform_admin else ""))
     print(f"access token:     {token}")

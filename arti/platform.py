@@ -48,8 +48,7 @@ def services(settings: Settings) -> list[Service]:
     p = ports()
     python = sys.executable
     return [
-        Service("handlers", [python, "-m", "uvicorn", "handlers.app:app", "--host", "127.0.0.1",
-                             "--port", str(p["handlers"]), "--no-server-header", "--log-level", "info"],
+        Service("handlers", [python, "-m", "handlers", "--host", "127.0.0.1", "--port", str(p["handlers"])],
                 p["handlers"], 10.0),
         Service("worker", [python, "-m", "arti.cli", "worker"], None, 60.0),
         Service("caddy", ["caddy", "run", "--config", str(PROJECT_ROOT / "Caddyfile"), "--adapter", "caddyfile"],
@@ -86,6 +85,8 @@ class Supervisor:
         p = ports()
         env = dict(os.environ)
         env.setdefault("ARTI_HANDLERS_UPSTREAM", f"127.0.0.1:{p['handlers']}")
+        # Caddy reads its listen address from the environment: pass the setting, wherever it came from (.env too).
+        env["ARTI_HTTP_BIND"] = self.settings.http_bind
         env.setdefault("XDG_DATA_HOME", str(self.settings.data_dir / "caddy-data"))
         env.setdefault("XDG_CONFIG_HOME", str(self.settings.data_dir / "caddy-config"))
         if not env.get("ARTI_ENCRYPTION_KEYS") and not self.settings.encryption_keys:
@@ -189,6 +190,7 @@ def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str,
     from arti.db import connect
     from arti.migrate import migrate, read_sql
 
+    settings.check_edge_security()  # before anything starts: a refused configuration leaves nothing running
     steps: list[tuple[str, str]] = []
     if settings.mode == "embedded":
         cluster: LocalCluster = embedded_cluster(settings)

@@ -6,16 +6,29 @@ SUPABASE_SERVICE_ROLE_KEY); ARTi-specific settings use the ARTI_ prefix.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+import jwt
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from arti.errors import ArtiError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The JWT secret `supabase start` uses for local development; embedded mode mirrors it.
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105 (public dev key)
+WELL_KNOWN_JWT_SECRETS = frozenset({
+    LOCAL_JWT_SECRET,
+    # The placeholder in Supabase's self-hosting .env.example (supabase/docker).
+    "your-super-secret-jwt-token-with-at-least-32-characters-long",
+})
+"""JWT secrets published in Supabase's documentation and repositories: anyone can sign tokens with them.
+Only embedded mode, which listens on loopback, uses one; every other mode refuses them at start."""
+Mode = Literal["embedded", "cloud", "docker"]
 EMBEDDED_PORT = 54322
 # Fixed local ports by default (each has an environment override). All but the HTTP ones lie in
 # Linux's ephemeral range, so scripts/reserve-ports.sh keeps outgoing connections off them.
@@ -44,7 +57,22 @@ class Settings(BaseSettings):
     )
     supabase_url: str | None = Field(default=None, validation_alias="SUPABASE_URL")
     service_role_key: str | None = Field(default=None, validation_alias="SUPABASE_SERVICE_ROLE_KEY")
-    jwt_secret: str = Field(default=LOCAL_JWT_SECRET, validation_alias="SUPABASE_JWT_SECRET")
+    jwt_secret: str | None = Field(
+        default=None,
+        validation_alias="SUPABASE_JWT_SECRET",
+        description="HS256 secret of the project's tokens. Unset: embedded mode uses `supabase start`'s public "
+        "local secret; cloud and docker modes then accept only asymmetric tokens (the project's JWKS).",
+    )
+    mode_setting: Mode | None = Field(
+        default=None,
+        validation_alias="ARTI_MODE",
+        description="embedded, cloud or docker. Unset: cloud when SUPABASE_DB_URL is set, else embedded.",
+    )
+    http_bind: str = Field(
+        default="127.0.0.1",
+        validation_alias="ARTI_HTTP_BIND",
+        description="Address(es) Caddy's API listener binds, space-separated. Loopback unless told otherwise.",
+    )
 
     encryption_keys: str | None = Field(
         default=None,
@@ -89,16 +117,87 @@ class Settings(BaseSettings):
     migrations_dir: Path = Field(default=PROJECT_ROOT / "supabase" / "migrations")
     sql_functions_dir: Path = Field(default=PROJECT_ROOT / "sql_functions")
 
+    @field_validator("jwt_secret", "service_role_key", "db_url", "supabase_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `KEY=` in a copied .env.example means "not set", not "the empty secret".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
-    def mode(self) -> str:
-        """`cloud` when a database URL is configured, otherwise `embedded`."""
+    def mode(self) -> Mode:
+        """ARTI_MODE when set; otherwise `cloud` when a database URL is configured, else `embedded`."""
+        if self.mode_setting is not None:
+            return self.mode_setting
         return "cloud" if self.db_url else "embedded"
+
+    def verification_secret(self) -> str | None:
+        """The HS256 secret tokens are verified (and, locally, minted) with.
+
+        Embedded mode falls back to the public local secret; the other modes have none unless one is
+        configured, and then accept only tokens signed by the project's asymmetric keys (JWKS).
+        """
+        if self.jwt_secret:
+            return self.jwt_secret
+        return LOCAL_JWT_SECRET if self.mode == "embedded" else None
+
+    def http_exposed(self) -> bool:
+        """True when ARTI_HTTP_BIND opens the API listener beyond loopback."""
+        return any(not _is_loopback(address) for address in self.http_bind.split())
+
+    def check_edge_security(self) -> None:
+        """Refuse a configuration in which anyone could sign accepted tokens (one-line ArtiError).
+
+        Called at the start of every process that verifies tokens or serves HTTP (handlers, platform start).
+        """
+        secret = self.verification_secret()
+        well_known = secret in WELL_KNOWN_JWT_SECRETS
+        if self.mode == "embedded" and self.db_url:
+            raise ArtiError("ARTI_MODE=embedded uses the local cluster: unset SUPABASE_DB_URL, or set ARTI_MODE=cloud")
+        if self.mode != "embedded":
+            if well_known:
+                raise ArtiError(
+                    f"SUPABASE_JWT_SECRET is a publicly known development secret, which anyone can sign tokens "
+                    f"with; {self.mode} mode refuses it: set your project's own JWT secret (Supabase dashboard: "
+                    f"Settings > API), a fresh one (`openssl rand -hex 32`), or unset it to accept only the "
+                    f"project's asymmetric keys (SUPABASE_URL)")
+            if secret is None and not self.supabase_url:
+                raise ArtiError(f"{self.mode} mode cannot verify tokens: set SUPABASE_URL (the project's JWKS) "
+                                f"or SUPABASE_JWT_SECRET")
+            if self.service_role_key and _signed_with_well_known_secret(self.service_role_key):
+                raise ArtiError("SUPABASE_SERVICE_ROLE_KEY is signed with a publicly known development secret; "
+                                "use your project's service_role key (Supabase dashboard: Settings > API)")
+        elif well_known and self.http_exposed():
+            raise ArtiError(
+                f"ARTI_HTTP_BIND={self.http_bind} opens the API beyond loopback while tokens are signed with the "
+                f"public local JWT secret, which anyone can use: set SUPABASE_JWT_SECRET to a fresh secret "
+                f"(`openssl rand -hex 32`), or unset ARTI_HTTP_BIND to stay on 127.0.0.1")
 
     def database_url(self) -> str:
         """The URL to connect to: the configured one, or the embedded cluster's."""
         if self.db_url:
             return self.db_url
         return embedded_url(self.db_port)
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name or a wildcard: assume it is reachable from elsewhere
+
+
+def _signed_with_well_known_secret(token: str) -> bool:
+    """True when `token` verifies with one of the published development secrets."""
+    for secret in WELL_KNOWN_JWT_SECRETS:
+        try:
+            jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": False, "verify_aud": False})
+        except jwt.PyJWTError:
+            continue
+        return True
+    return False
 
 
 def embedded_url(port: int, dbname: str = "postgres") -> str:

@@ -80,6 +80,9 @@ def create_app(settings: HandlerSettings | None = None, *, http: httpx.AsyncClie
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Fails closed before serving anything: no well-known JWT secret outside embedded mode, none when the
+        # API is exposed beyond loopback (`python -m handlers` reports this as one line before uvicorn starts).
+        cfg.check_edge_security()
         async with AsyncExitStack() as stack:
             pool = db_pool
             if pool is None:
@@ -96,7 +99,7 @@ def create_app(settings: HandlerSettings | None = None, *, http: httpx.AsyncClie
                 auth_http = httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
                 stack.push_async_callback(auth_http.aclose)
             verifier = JWTVerifier(
-                cfg.jwt_secret or None,
+                cfg.verification_secret(),
                 jwks_url_for(cfg.supabase_url) if cfg.supabase_url else None,
                 auth_http,
                 roles=("authenticated",),

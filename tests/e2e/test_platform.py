@@ -7,12 +7,14 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from arti.localdb import port_owner
 from arti.settings import DEFAULT_PORTS, PROJECT_ROOT, embedded_url
+from tests.edge_stack import descendants, listening_sockets
 from tests.harness import child_env
 
 PORTS = {"ARTI_HTTP_PORT": "18080", "ARTI_HANDLERS_PORT": "18000", "ARTI_STUDIO_PORT": "18323",
@@ -48,6 +50,7 @@ def test_start_twice_serve_and_stop_cleanly(platform_env: dict[str, str]) -> Non
     with psycopg.connect(embedded_url(int(PORTS["ARTI_DB_PORT"]))) as conn:
         extensions = {row[0] for row in conn.execute("select extname from pg_extension")}
     assert {"vector", "pg_cron"} <= extensions
+    assert_only_loopback_listeners(platform_env)
 
     again = run("start-platform.sh", platform_env)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -57,6 +60,19 @@ def test_start_twice_serve_and_stop_cleanly(platform_env: dict[str, str]) -> Non
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     for port in ("ARTI_HTTP_PORT", "ARTI_HANDLERS_PORT", "ARTI_STUDIO_PORT", "ARTI_DB_PORT"):
         assert port_owner(int(PORTS[port])) is None, f"{port} still has a listener"
+
+
+def assert_only_loopback_listeners(env: dict[str, str]) -> None:
+    """Every socket any process of the platform (Postgres included) listens on is a loopback address."""
+    data = Path(env["ARTI_DATA_DIR"])
+    roots = {int(f.read_text()) for f in (data / "run").glob("*.pid")}
+    roots.add(int((data / "db" / "pgdata" / "postmaster.pid").read_text().splitlines()[0]))
+    assert len(roots) == 4, f"postgres, handlers, worker and caddy: {roots}"
+    sockets = listening_sockets(set().union(*(descendants(pid) for pid in roots)))
+    ports = {port for _, port, _ in sockets}
+    assert {int(env[name]) for name in ("ARTI_HTTP_PORT", "ARTI_HANDLERS_PORT", "ARTI_DB_PORT")} <= ports, sockets
+    exposed = [s for s in sockets if s[0] not in ("127.0.0.1", "::1")]
+    assert exposed == [], f"the platform listens beyond loopback: {exposed}"
 
 
 def test_busy_port_is_a_clear_error(platform_env: dict[str, str]) -> None:

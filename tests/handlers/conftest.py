@@ -9,8 +9,9 @@ accounts, tokens, sync runs and OAuth states; users cascade to memberships) afte
 from __future__ import annotations
 
 import hashlib
+import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +25,9 @@ from psycopg.rows import dict_row
 
 from arti.crypto import TokenCipher, generate_key_setting
 from arti.jwt_auth import mint_token
-from arti.settings import LOCAL_JWT_SECRET
 from handlers.app import create_app
 from handlers.settings import HandlerSettings
+from tests.edge_stack import EdgeStack
 from tests.factories import World, build_world
 from tests.harness import TestDB
 from tests.unit.providers import payloads as p
@@ -37,6 +38,8 @@ RETURN_TO = f"{FRONTEND}/settings/accounts"
 REDIRECT_BASE = "https://api.arti.test/functions/v1/oauth"
 SUPABASE_URL = "https://project.supabase.test"
 SERVICE_KEY = "service-role-key-for-tests"
+TEST_JWT_SECRET = secrets.token_hex(32)
+"""This test session's JWT secret (random: no test can pass by relying on a well-known one)."""
 
 PROVIDER_CREDENTIALS = {
     f"{name}_{part}": f"{name}-{part}-value"
@@ -50,10 +53,13 @@ def cipher() -> TokenCipher:
 
 
 def make_settings(database_url: str, **overrides: Any) -> HandlerSettings:
-    """Settings for an app on the test database; nothing read from the environment decides a test."""
+    """Settings for an app on the test database; nothing read from the environment decides a test.
+
+    Cloud mode (a database URL) with this session's own JWT secret: the public local secret is refused
+    outside embedded mode, and no test depends on it."""
     values: dict[str, Any] = {
         "db_url": database_url,
-        "jwt_secret": LOCAL_JWT_SECRET,
+        "jwt_secret": TEST_JWT_SECRET,
         "supabase_url": None,
         "service_role_key": None,
         "encryption_keys": KEY_SETTING,
@@ -79,7 +85,7 @@ async def running(settings: HandlerSettings, http: httpx.AsyncClient | None = No
 
 def bearer(user_id: uuid.UUID | str, **claims: Any) -> dict[str, str]:
     """An Authorization header with a locally minted user token."""
-    return {"Authorization": f"Bearer {mint_token(LOCAL_JWT_SECRET, str(user_id), **claims)}"}
+    return {"Authorization": f"Bearer {mint_token(TEST_JWT_SECRET, str(user_id), **claims)}"}
 
 
 def admin_bearer(user_id: uuid.UUID | str) -> dict[str, str]:
@@ -223,3 +229,46 @@ async def start_flow(client: httpx.AsyncClient, world: World, provider: str, *, 
                                 headers=bearer(world.users[user]))
     assert response.status_code == 200, response.text
     return query_of(response.json()["authorize_url"])["state"]
+
+
+# --------------------------------------------------------------------------------------------- the real edge
+
+
+@pytest.fixture(scope="session")
+def test_db_port(database_url: str) -> int:
+    """The port of the tests' cluster (the stack's handlers run in embedded mode against it)."""
+    port = urlsplit(database_url).port
+    assert port is not None
+    return port
+
+
+EDGE_ENV = {
+    "SUPABASE_JWT_SECRET": TEST_JWT_SECRET,
+    "ARTI_ENCRYPTION_KEYS": KEY_SETTING,
+    "ARTI_FRONTEND_URLS": f"{FRONTEND},http://localhost:3000",
+    "ARTI_OAUTH_REDIRECT_BASE": REDIRECT_BASE,
+}
+"""What every edge stack is configured with unless a test says otherwise (same values as `make_settings`)."""
+
+
+@pytest.fixture
+def edge_factory(test_db_port: int) -> Iterator[Callable[..., EdgeStack]]:
+    """Start real stacks (uvicorn + Caddy) with extra environment; all are stopped after the test."""
+    stacks: list[EdgeStack] = []
+
+    def start(**env: str) -> EdgeStack:
+        stack = EdgeStack(test_db_port, **{**EDGE_ENV, **env})
+        stacks.append(stack)
+        return stack.start()
+
+    try:
+        yield start
+    finally:
+        for stack in stacks:
+            stack.stop()
+
+
+@pytest.fixture
+def edge(edge_factory: Callable[..., EdgeStack]) -> EdgeStack:
+    """The real edge in embedded mode (this session's JWT secret, loopback), against the tests' database."""
+    return edge_factory()

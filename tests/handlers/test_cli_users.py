@@ -6,6 +6,7 @@ import argparse
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -30,7 +31,8 @@ def run(settings: Settings, *argv: str) -> int:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(_env_file=None, db_url=database_url, jwt_secret=LOCAL_JWT_SECRET)  # type: ignore[call-arg]
+    # Embedded mode on the tests' cluster, no secret configured: `arti token` signs with the local one.
+    return Settings(_env_file=None, db_port=urlsplit(database_url).port)  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -86,6 +88,14 @@ def test_refusals(settings: Settings, email: str, conn: psycopg.Connection[Any])
     conn.execute("update auth.users set banned_until = now() + interval '1 hour' where email = %s", (email,))
     with pytest.raises(ArtiError, match="banned"):
         run(settings, "token", "--user", email)
+
+
+def test_token_outside_embedded_mode_needs_the_projects_secret(database_url: str, email: str) -> None:
+    """Cloud mode has no local secret to fall back on: nothing is minted with a well-known key."""
+    cloud = Settings(_env_file=None, db_url=database_url)  # type: ignore[call-arg]
+    run(cloud, "users", "create", email)
+    with pytest.raises(ArtiError, match="SUPABASE_JWT_SECRET, which is not set in cloud mode"):
+        run(cloud, "token", "--user", email)
 
 
 def test_a_real_supabase_database_is_refused(test_cluster: Any) -> None:

@@ -19,9 +19,17 @@ import psycopg
 import pytest
 import respx
 
-from arti.settings import LOCAL_JWT_SECRET
 from tests.factories import World
-from tests.handlers.conftest import RETURN_TO, bearer, fakes, query_of, sha256, snapshot, start_flow
+from tests.handlers.conftest import (
+    RETURN_TO,
+    TEST_JWT_SECRET,
+    bearer,
+    fakes,
+    query_of,
+    sha256,
+    snapshot,
+    start_flow,
+)
 
 OTHER_SECRET = "another-projects-secret-that-is-also-32-chars-or-more"
 
@@ -248,15 +256,15 @@ def bad_tokens(user_id: str) -> dict[str, str | None]:
     claims = {"sub": user_id, "role": "authenticated", "aud": "authenticated", "exp": now + 600, "iat": now}
     return {
         "missing": None,
-        "expired": jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, LOCAL_JWT_SECRET, algorithm="HS256"),
-        "wrong_audience": jwt.encode({**claims, "aud": "some-other-api"}, LOCAL_JWT_SECRET, algorithm="HS256"),
-        "no_audience": jwt.encode({k: v for k, v in claims.items() if k != "aud"}, LOCAL_JWT_SECRET,
+        "expired": jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, TEST_JWT_SECRET, algorithm="HS256"),
+        "wrong_audience": jwt.encode({**claims, "aud": "some-other-api"}, TEST_JWT_SECRET, algorithm="HS256"),
+        "no_audience": jwt.encode({k: v for k, v in claims.items() if k != "aud"}, TEST_JWT_SECRET,
                                   algorithm="HS256"),
         "alg_none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.",
         "other_key": jwt.encode(claims, OTHER_SECRET, algorithm="HS256"),
-        "anon_role": jwt.encode({**claims, "role": "anon"}, LOCAL_JWT_SECRET, algorithm="HS256"),
-        "service_role": jwt.encode({"role": "service_role", "exp": now + 600}, LOCAL_JWT_SECRET, algorithm="HS256"),
-        "no_sub": jwt.encode({k: v for k, v in claims.items() if k != "sub"}, LOCAL_JWT_SECRET, algorithm="HS256"),
+        "anon_role": jwt.encode({**claims, "role": "anon"}, TEST_JWT_SECRET, algorithm="HS256"),
+        "service_role": jwt.encode({"role": "service_role", "exp": now + 600}, TEST_JWT_SECRET, algorithm="HS256"),
+        "no_sub": jwt.encode({k: v for k, v in claims.items() if k != "sub"}, TEST_JWT_SECRET, algorithm="HS256"),
         "garbage": "not.a.jwt",
     }
 

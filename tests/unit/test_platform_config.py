@@ -224,7 +224,9 @@ def test_our_processes_share_one_image_built_from_docker_dockerfile() -> None:
     assert svc["migrate"]["command"] == ["arti", "db", "migrate"]
     assert svc["worker"]["command"] == ["arti", "worker"]
     handlers = svc["handlers"]["command"]
-    assert handlers[:2] == ["uvicorn", "handlers.app:app"]
+    # `python -m handlers` checks the settings first (one line and exit 2 on a well-known JWT secret).
+    assert handlers[:3] == ["python", "-m", "handlers"]
+    assert svc["handlers"]["environment"]["ARTI_MODE"] == "docker"
     assert handlers[handlers.index("--port") + 1] == "8000"
 
 
@@ -302,9 +304,10 @@ def test_only_caddy_publishes_ports_and_db_only_on_loopback() -> None:
     for port in published_ports(services()["db"]):
         assert port.startswith("127.0.0.1:"), f"db publishes {port} beyond loopback"
     caddy_ports = published_ports(services()["caddy"])
-    assert "${ARTI_HTTP_PORT:-8080}:8080" in caddy_ports
+    # The API is published on loopback unless ARTI_HTTP_BIND opens it.
+    assert "${ARTI_HTTP_BIND:-127.0.0.1}:${ARTI_HTTP_PORT:-8080}:8080" in caddy_ports
     # The tools listener (Studio has no login) is published on loopback only.
-    assert [p for p in caddy_ports if not p.startswith("${ARTI_HTTP_PORT")] == [
+    assert [p for p in caddy_ports if not p.startswith("${ARTI_HTTP_BIND")] == [
         "127.0.0.1:${ARTI_STUDIO_PORT:-54323}:54323"
     ]
     for name, service in services().items():
@@ -476,6 +479,7 @@ def caddy_cli(caddy: str, args: list[str], env: dict[str, str]) -> subprocess.Co
 def all_caddy_variables_set() -> dict[str, str]:
     return {
         "ARTI_HTTP_PORT": "18080",
+        "ARTI_HTTP_BIND": "127.0.0.2",
         "ARTI_STUDIO_PORT": "18323",
         "ARTI_STUDIO_BIND": "127.0.0.1",
         "ARTI_CADDY_ADMIN": "localhost:12019",
@@ -527,7 +531,7 @@ def test_defaults_turn_the_admin_api_off_and_keep_the_tools_listener_on_loopback
     config = json.loads(result.stdout)
     assert config["admin"] == {"disabled": True}
     listeners = {addr for srv in config["apps"]["http"]["servers"].values() for addr in srv["listen"]}
-    assert listeners == {":8080", "127.0.0.1:54323"}
+    assert listeners == {"127.0.0.1:8080", "127.0.0.1:54323"}, "both listeners on loopback by default"
 
 
 # --------------------------------------------------------------------------------------------------
