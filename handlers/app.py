@@ -5,7 +5,8 @@ Routes (the app serves the /functions/v1 prefix itself, so it also works without
     GET    /functions/v1/health                        database, migrations, worker heartbeat, queue
     GET    /functions/v1/health/live                   liveness of this process only (always 200)
     GET    /functions/v1/oauth/{provider}/start        JWT; {"authorize_url"} (302 with ?redirect=1)
-    GET    /functions/v1/oauth/{provider}/callback     the provider's redirect; 302 to the frontend
+    GET    /functions/v1/oauth/{provider}/callback     the provider's redirect; parks the result, 302 to the frontend
+    POST   /functions/v1/oauth/{provider}/complete     JWT of the flow's starter; {"completion"} -> connected
     POST   /functions/v1/oauth/{provider}/disconnect   JWT; {"account_id"}
     GET    /functions/v1/admin/users                   platform admins; list
     POST   /functions/v1/admin/users                   platform admins; create or invite
@@ -53,6 +54,7 @@ def routes() -> list[Route]:
         ("/health/live", health.live, ["GET"]),
         ("/oauth/{provider}/start", oauth.oauth_start, ["GET"]),
         ("/oauth/{provider}/callback", oauth.oauth_callback, ["GET"]),
+        ("/oauth/{provider}/complete", oauth.oauth_complete, ["POST"]),
         ("/oauth/{provider}/disconnect", oauth.oauth_disconnect, ["POST"]),
         ("/insights/ask", insights.ask, ["POST"]),
         ("/admin/users", admin_users.list_users, ["GET"]),

@@ -1,4 +1,4 @@
-"""Connecting provider accounts: OAuth start, callback and disconnect.
+"""Connecting provider accounts: OAuth start, callback, completion and disconnect.
 
 Start (`GET /functions/v1/oauth/{provider}/start`, user JWT)
     As the user: `private.has_permission(org, 'accounts.connect')` and the artist visible in that org. Then
@@ -12,12 +12,33 @@ Callback (`GET /functions/v1/oauth/{provider}/callback`, no JWT: the browser ret
     The state is consumed atomically (single use, unexpired, same provider) or refused with 400. If an
     Authorization header accompanies the callback it must be valid and belong to the user who started the
     flow (403 otherwise, and the state stays unused for its owner). Then the code is exchanged (with the
-    verifier), the account identified, and in ONE transaction: as the user who started the flow, the
-    connected account is upserted (RLS decides); with the service connection, its tokens are stored
-    encrypted (aad `{account_id}:access` / `:refresh`), a needs_reauth/revoked/error account is made active
-    again, and the initial backfill is deferred with `private.enqueue_sync(account, 'connect', user)`.
-    The browser is sent back only to the allow-listed frontend URL chosen at start:
-    `?status=connected&provider=...&account_id=...`, `?status=denied` or `?status=error&reason=...`.
+    verifier) and the account identified, but nothing is connected: the result is PARKED in
+    `private.oauth_pending_connections` (the token set encrypted, aad `oauth_pending:{id}:tokens`, and the
+    identity) under a fresh one-time completion secret (32 random bytes, urlsafe; only its sha256 is stored)
+    that expires after COMPLETION_TTL_SECONDS (10 minutes). The browser is sent back only to the
+    allow-listed frontend URL chosen at start: `?status=pending&provider=...&completion=<secret>`,
+    `?status=denied` or `?status=error&reason=...`. pg_cron deletes expired parked connections (tokens
+    included; no revocation at the provider from SQL) and states expired for a day every 5 minutes
+    (`private.prune_oauth_flows()`).
+
+Complete (`POST /functions/v1/oauth/{provider}/complete` `{"completion": ...}`, user JWT)
+    Why a second step: the callback carries no JWT, so the state alone cannot tell whose browser came back;
+    an attacker could start a flow and lure a victim into consenting with the attacker's state (RFC 9700
+    4.7). The completion secret reaches only the browser that went through the provider's consent, and
+    only the JWT of the user who started the flow completes it: the attacker lacks the secret, the victim
+    is not the starter. In ONE transaction the parked row is locked (unknown, used, expired or another
+    provider's → 400 invalid_completion / completion_used / completion_expired / provider_mismatch, nothing
+    consumed) and consumed: its tokens are erased from it whatever the outcome (single use). Then, if the
+    JWT's user did not start the flow → 403 state_user_mismatch; if they are banned or deleted → 403
+    user_inactive; otherwise, as that user, `accounts.connect` is re-checked (403 forbidden) and the
+    connected account upserted (RLS decides; 404 artist_not_found if the artist went away); with the service
+    connection its tokens are stored encrypted (aad `{account_id}:access` / `:refresh`), a
+    needs_reauth/revoked/error account is made active again, and the initial backfill is deferred with
+    `private.enqueue_sync(account, 'connect', user)`. Answers `{"status": "connected", "account_id",
+    "provider"}`. Parked tokens that are not stored are revoked at the provider after commit (best effort,
+    see provider_revoke), unless the same provider account is connected with tokens somewhere on the
+    platform: Google's revocation ends the whole grant, which that connection shares. The frontend should
+    call this at once on `status=pending` and drop the secret from its URL (history.replaceState).
 
 Disconnect (`POST /functions/v1/oauth/{provider}/disconnect` `{"account_id": ...}`, user JWT)
     As the user, the account row is locked `FOR UPDATE`, which RLS only allows with `accounts.connect`
@@ -49,7 +70,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from arti.crypto import DecryptionError, TokenCipher
-from arti.db import user_claims
 from arti.jwt_auth import Claims
 from arti.providers import AccountIdentity, PkcePair, ProviderClient, ProviderError, SpotifyClient, TokenSet
 from arti.tokens import store_tokens
@@ -64,6 +84,8 @@ log = logging.getLogger("handlers.oauth")
 STATE_BYTES = 32
 PKCE_SUPPORT = {"spotify": "supported", "youtube": "supported", "soundcloud": "required", "instagram": "none"}
 """Where PKCE S256 is used: every provider that documents it (SoundCloud requires it)."""
+COMPLETION_TTL_SECONDS = 600
+"""How long the user who started a flow has to complete it after the callback parked its result."""
 PROVIDERS_WITH_TARGET = frozenset({"spotify"})
 """Providers whose connected account is chosen at start (external_id), not the login identity."""
 
@@ -106,6 +128,14 @@ class DisconnectBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     account_id: uuid.UUID
+
+
+class CompleteBody(BaseModel):
+    """Body of the complete endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    completion: str = Field(min_length=1, max_length=512, strict=True)
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -221,7 +251,6 @@ where s.state_hash = %(hash)s
   and s.provider = %(provider)s
   and (%(presenter)s::uuid is null or s.user_id = %(presenter)s::uuid)
 returning s.id, s.user_id, s.org_id, s.artist_id, s.code_verifier_encrypted, s.redirect_to,
-    (select u.email from auth.users as u where u.id = s.user_id) as email,
     coalesce((select coalesce(u.banned_until > now(), false) or u.deleted_at is not null
               from auth.users as u where u.id = s.user_id), true) as user_inactive
 """
@@ -268,13 +297,15 @@ returning id, status::text as status
 """
 
 
-async def save_connection(conn: Conn, svc: Services, state_row: dict[str, Any], provider: str,
+async def save_connection(conn: Conn, svc: Services, claims: dict[str, Any], flow: dict[str, Any], provider: str,
                           identity: AccountIdentity, tokens: TokenSet) -> tuple[uuid.UUID, uuid.UUID | None]:
-    """Upsert the account as the user, then store tokens, reactivate and enqueue the backfill. One transaction."""
-    user_id = str(state_row["user_id"])
-    await become_user(conn, user_claims(user_id, email=state_row["email"]))
+    """Upsert the account as the user (`claims`), then store tokens, reactivate and enqueue the backfill.
+
+    Runs inside the caller's transaction; `flow` carries the flow's org_id and artist_id.
+    """
+    await become_user(conn, claims)
     account = await fetch_one(conn, UPSERT_SQL, {
-        "org": state_row["org_id"], "artist": state_row["artist_id"], "provider": provider,
+        "org": flow["org_id"], "artist": flow["artist_id"], "provider": provider,
         "external_id": identity.external_id, "display_name": identity.display_name,
     })
     assert account is not None
@@ -286,7 +317,8 @@ async def save_connection(conn: Conn, svc: Services, state_row: dict[str, Any], 
             "update public.connected_accounts set status = 'active', last_error = null where id = %s",
             (account_id,),
         )
-    run = await fetch_one(conn, "select private.enqueue_sync(%s, 'connect', %s) as run_id", (account_id, user_id))
+    run = await fetch_one(conn, "select private.enqueue_sync(%s, 'connect', %s) as run_id",
+                          (account_id, claims["sub"]))
     return account_id, (run["run_id"] if run else None)
 
 
@@ -296,8 +328,27 @@ def _back_to_frontend(svc: Services, stored: str, **params: str) -> RedirectResp
     return RedirectResponse(with_query(target, **params), status_code=302)
 
 
+def _parked_aad(pending_id: uuid.UUID | str) -> str:
+    return f"oauth_pending:{pending_id}:tokens"
+
+
+async def park_connection(svc: Services, state_id: uuid.UUID, identity: AccountIdentity, tokens: TokenSet) -> str:
+    """Keep the callback's result for the user who started the flow; returns the one-time completion secret."""
+    completion, pending_id = new_state(), uuid.uuid4()
+    sealed = svc.cipher().encrypt(tokens.model_dump_json(), _parked_aad(pending_id))
+    async with transaction(svc.pool, svc.db_timeout) as conn:
+        await conn.execute(
+            "insert into private.oauth_pending_connections (id, state_id, completion_hash, external_id, "
+            "display_name, tokens_encrypted, expires_at) "
+            "values (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s))",
+            (pending_id, state_id, state_hash(completion), identity.external_id, identity.display_name, sealed,
+             COMPLETION_TTL_SECONDS),
+        )
+    return completion
+
+
 async def oauth_callback(request: Request) -> Response:
-    """Finish connecting: validate the state, exchange the code, save the account (see the module docstring)."""
+    """Validate the state, exchange the code, park the result for completion (see the module docstring)."""
     svc = services(request)
     provider = provider_name(request)
     params = CallbackParams.model_validate(dict(request.query_params))
@@ -335,13 +386,154 @@ async def oauth_callback(request: Request) -> Response:
         return _back_to_frontend(svc, stored, status="error", provider=provider, reason="provider_error")
 
     try:
-        async with transaction(svc.pool, svc.db_timeout) as conn:
-            account_id, _run_id = await save_connection(conn, svc, row, provider, identity, tokens)
-    except psycopg.errors.InsufficientPrivilege:
-        return _back_to_frontend(svc, stored, status="error", provider=provider, reason="forbidden")
-    except psycopg.errors.ForeignKeyViolation:
+        completion = await park_connection(svc, row["id"], identity, tokens)
+    except psycopg.errors.ForeignKeyViolation:  # the flow's user, organization or artist was deleted meanwhile
         return _back_to_frontend(svc, stored, status="error", provider=provider, reason="artist_not_found")
-    return _back_to_frontend(svc, stored, status="connected", provider=provider, account_id=str(account_id))
+    return _back_to_frontend(svc, stored, status="pending", provider=provider, completion=completion)
+
+
+# --------------------------------------------------------------------------------------------- complete
+
+
+LOCK_PARKED_SQL = """
+select p.id, p.external_id, p.display_name, p.tokens_encrypted, s.id as state_id, s.user_id, s.org_id, s.artist_id,
+    coalesce((select coalesce(u.banned_until > now(), false) or u.deleted_at is not null
+              from auth.users as u where u.id = s.user_id), true) as user_inactive
+from private.oauth_pending_connections as p
+inner join private.oauth_states as s on s.id = p.state_id
+where p.completion_hash = %(hash)s
+  and p.consumed_at is null
+  and p.expires_at > now()
+  and s.provider = %(provider)s
+for update of p
+"""
+"""The parked connection, locked: a concurrent completion waits, then no longer finds it (consumed_at is set)."""
+
+REFUSALS: dict[str, tuple[int, str]] = {
+    "state_user_mismatch": (403, "this connection was started by another user, so it was not saved and its "
+                                 "authorization was withdrawn; if you did not start it, someone tried to attach "
+                                 "your account to their organization"),
+    "user_inactive": (403, "this account is banned or deleted"),
+    "forbidden": (403, "you need the accounts.connect permission (manager or above) in this organization; the "
+                       "authorization was discarded: connect again once you have it"),
+    "artist_not_found": (404, "the artist of this connection no longer exists; the authorization was discarded"),
+    "unreadable": (400, "this connection can no longer be read (the key ring changed): connect again"),
+}
+"""How each refused completion is answered (the outcome recorded on the parked row is the error code)."""
+
+
+@dataclass
+class Completion:
+    """What one completion decided, inside its transaction; acted upon after commit."""
+
+    outcome: str
+    account_id: uuid.UUID | None = None
+    tokens: TokenSet | None = None
+    revoke: bool = False
+
+
+class _Forbidden(Exception):
+    """The user no longer has accounts.connect in the flow's organization."""
+
+
+async def _refuse_unusable(conn: Conn, digest: bytes, provider: str) -> HandlerError:
+    """Why no parked connection could be locked: 400 unknown, used, expired or another provider's."""
+    known = await fetch_one(
+        conn,
+        "select s.provider::text as provider, p.consumed_at is not null as used, p.expires_at <= now() as expired "
+        "from private.oauth_pending_connections as p join private.oauth_states as s on s.id = p.state_id "
+        "where p.completion_hash = %s",
+        (digest,),
+    )
+    again = "connect the account again"
+    if known is None:
+        return HandlerError(400, "invalid_completion", f"unknown completion: {again}")
+    if known["used"]:
+        return HandlerError(400, "completion_used", f"this completion was already used: {again}")
+    if known["expired"]:
+        return HandlerError(400, "completion_expired", f"this completion has expired: {again}")
+    return HandlerError(400, "provider_mismatch", f"this completion belongs to a {known['provider']} connection")
+
+
+async def _complete_parked(conn: Conn, svc: Services, claims: Claims, provider: str,
+                           parked: dict[str, Any]) -> Completion:
+    """Decide and do the completion of a locked parked connection (see the module docstring)."""
+    try:
+        tokens = TokenSet.model_validate_json(svc.cipher().decrypt(parked["tokens_encrypted"],
+                                                                   _parked_aad(parked["id"])))
+    except (DecryptionError, ValueError):
+        log.error("parked OAuth connection %s does not decrypt (key ring changed?)", parked["id"])
+        return Completion("unreadable")
+    if str(parked["user_id"]) != claims.sub:
+        log.warning("OAuth flow %s (started by user %s) was presented for completion by user %s: refused, its "
+                    "tokens destroyed", parked["state_id"], parked["user_id"], claims.sub)
+        return Completion("state_user_mismatch", tokens=tokens)
+    if parked["user_inactive"]:
+        return Completion("user_inactive", tokens=tokens)
+    identity = AccountIdentity(external_id=parked["external_id"], display_name=parked["display_name"])
+    try:
+        async with conn.transaction():  # a savepoint: a refusal undoes the connection, not the consumption
+            await become_user(conn, claims.as_dict())
+            allowed = await fetch_one(conn, "select (select private.has_permission(%s, 'accounts.connect')) as ok",
+                                      (parked["org_id"],))
+            if allowed is None or not allowed["ok"]:
+                raise _Forbidden
+            account_id, _run_id = await save_connection(conn, svc, claims.as_dict(), parked, provider, identity,
+                                                        tokens)
+    except (_Forbidden, psycopg.errors.InsufficientPrivilege):  # the check, or RLS on the upsert
+        return Completion("forbidden", tokens=tokens)
+    except psycopg.errors.ForeignKeyViolation:
+        return Completion("artist_not_found", tokens=tokens)
+    finally:
+        await become_service(conn)
+    return Completion("connected", account_id=account_id)
+
+
+async def oauth_complete(request: Request) -> Response:
+    """Connect a parked account for the user who started its flow (see the module docstring)."""
+    svc = services(request)
+    provider = provider_name(request)
+    claims = await authenticate(request)
+    try:
+        raw = json_object(await request.json())
+    except ValueError:
+        raise HandlerError(400, "invalid_json", "the request body must be JSON: {\"completion\": \"...\"}") from None
+    body = CompleteBody.model_validate(raw)
+    digest = state_hash(body.completion)
+    svc.cipher()  # an unusable key ring answers 503 before anything is consumed
+
+    async with transaction(svc.pool, svc.db_timeout) as conn:
+        parked = await fetch_one(conn, LOCK_PARKED_SQL, {"hash": digest, "provider": provider})
+        if parked is None:
+            raise await _refuse_unusable(conn, digest, provider)
+        done = await _complete_parked(conn, svc, claims, provider, parked)
+        if done.tokens is not None:
+            # Google's revocation ends the whole grant: spare it when the same provider account is connected
+            # with tokens anywhere on the platform (the victim's own connection, typically).
+            shared = await fetch_one(
+                conn,
+                "select exists (select 1 from public.connected_accounts as a join private.provider_tokens as t "
+                "on t.account_id = a.id where a.provider = %s and a.external_id = %s) as used",
+                (provider, parked["external_id"]))
+            done.revoke = not (shared and shared["used"])
+        # Consumed whatever the outcome: the tokens leave this row (single use).
+        await conn.execute(
+            "update private.oauth_pending_connections set consumed_at = now(), tokens_encrypted = null, "
+            "outcome = %s where id = %s",
+            (done.outcome, parked["id"]))
+
+    if done.outcome == "connected":
+        return JSONResponse({"status": "connected", "account_id": str(done.account_id), "provider": provider})
+    if done.tokens is not None:
+        if done.revoke:
+            outcome = await revoke_grant(svc.provider_http, provider, done.tokens.access_token,
+                                         done.tokens.refresh_token)
+            log.info("parked %s connection refused (%s); provider revocation: %s", provider, done.outcome, outcome)
+        else:
+            log.info("parked %s connection refused (%s); not revoked: the account is connected elsewhere",
+                     provider, done.outcome)
+    status, message = REFUSALS[done.outcome]
+    raise HandlerError(status, done.outcome, message)
 
 
 # --------------------------------------------------------------------------------------------- disconnect

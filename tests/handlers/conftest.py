@@ -272,3 +272,42 @@ def edge_factory(test_db_port: int) -> Iterator[Callable[..., EdgeStack]]:
 def edge(edge_factory: Callable[..., EdgeStack]) -> EdgeStack:
     """The real edge in embedded mode (this session's JWT secret, loopback), against the tests' database."""
     return edge_factory()
+
+
+async def callback(client: httpx.AsyncClient, provider: str, headers: dict[str, str] | None = None,
+                   **params: str) -> httpx.Response:
+    """The browser's return from the provider (no Authorization header unless given)."""
+    return await client.get(f"/functions/v1/oauth/{provider}/callback", params=params, headers=headers)
+
+
+async def complete(client: httpx.AsyncClient, provider: str, completion: str,
+                   user_id: uuid.UUID | str | None) -> httpx.Response:
+    """The frontend completing a parked connection with the user's JWT (none when user_id is None)."""
+    return await client.post(f"/functions/v1/oauth/{provider}/complete", json={"completion": completion},
+                             headers=bearer(user_id) if user_id is not None else None)
+
+
+async def park(client: httpx.AsyncClient, provider: str, state: str, *, code: str = "c") -> str:
+    """The header-less callback with the provider's code; returns the completion secret from the redirect."""
+    response = await callback(client, provider, code=code, state=state)
+    assert response.status_code == 302, response.text
+    back = query_of(response.headers["location"])
+    assert back["status"] == "pending" and back["provider"] == provider, back
+    return back["completion"]
+
+
+async def finish_flow(client: httpx.AsyncClient, world: World, provider: str, state: str, *, user: str = "manager",
+                      code: str = "c") -> str:
+    """Callback, then completion by `user` (who started the flow): returns the connected account's id."""
+    completion = await park(client, provider, state, code=code)
+    response = await complete(client, provider, completion, world.users[user])
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "connected"
+    return str(response.json()["account_id"])
+
+
+def parked(conn: psycopg.Connection[Any], world: World) -> int:
+    """Parked connections of the world's organizations that still hold tokens."""
+    return count(conn, "select count(*) from private.oauth_pending_connections p join private.oauth_states s "
+                       "on s.id = p.state_id where s.org_id = any(%s) and p.tokens_encrypted is not null",
+                 ([world.ids["org_a"], world.ids["org_b"]],))

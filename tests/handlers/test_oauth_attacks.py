@@ -24,7 +24,10 @@ from tests.handlers.conftest import (
     RETURN_TO,
     TEST_JWT_SECRET,
     bearer,
+    callback,
+    complete,
     fakes,
+    parked,
     query_of,
     sha256,
     snapshot,
@@ -32,11 +35,6 @@ from tests.handlers.conftest import (
 )
 
 OTHER_SECRET = "another-projects-secret-that-is-also-32-chars-or-more"
-
-
-async def callback(client: httpx.AsyncClient, provider: str, headers: dict[str, str] | None = None,
-                   **params: str) -> httpx.Response:
-    return await client.get(f"/functions/v1/oauth/{provider}/callback", params=params, headers=headers)
 
 
 def assert_nothing_written(conn: psycopg.Connection[Any], world: World, before: dict[str, int]) -> None:
@@ -70,12 +68,13 @@ async def test_replayed_state_is_refused(client: httpx.AsyncClient, provider_api
     fake.install(provider_api)
     state = await start_flow(client, world, "youtube")
     first = await callback(client, "youtube", code="c", state=state)
-    assert query_of(first.headers["location"])["status"] == "connected"
+    assert query_of(first.headers["location"])["status"] == "pending"
     before = snapshot(conn, world)
     replay = await callback(client, "youtube", code="c", state=state)
     assert replay.status_code == 400 and replay.json()["error"] == "state_used"
     assert fake.token_route is not None and fake.token_route.call_count == 1, "the code is not exchanged twice"
     assert_nothing_written(conn, world, before)
+    assert parked(conn, world) == 1, "only the first callback parked a connection"
 
 
 async def test_concurrent_callbacks_consume_a_state_once(client: httpx.AsyncClient, provider_api: respx.MockRouter,
@@ -88,6 +87,9 @@ async def test_concurrent_callbacks_consume_a_state_once(client: httpx.AsyncClie
     assert sorted(r.status_code for r in answers) == [302, 400, 400, 400, 400]
     assert {r.json()["error"] for r in answers if r.status_code == 400} == {"state_used"}
     assert fake.token_route is not None and fake.token_route.call_count == 1
+    assert parked(conn, world) == 1
+    winner = next(r for r in answers if r.status_code == 302)
+    await complete(client, "soundcloud", query_of(winner.headers["location"])["completion"], world.users["manager"])
     after = snapshot(conn, world)
     assert (after["accounts"], after["tokens"], after["runs"]) == (before["accounts"] + 1, before["tokens"] + 1,
                                                                    before["runs"] + 1)
@@ -136,7 +138,10 @@ async def test_state_from_another_user_is_refused(intruder: str, client: httpx.A
 
     # The owner of the flow (with or without their own token) still completes it.
     owner = await callback(client, "youtube", headers=bearer(world.users["manager"]), code="c", state=state)
-    assert query_of(owner.headers["location"])["status"] == "connected"
+    back = query_of(owner.headers["location"])
+    assert back["status"] == "pending"
+    done = await complete(client, "youtube", back["completion"], world.users["manager"])
+    assert done.status_code == 200 and done.json()["status"] == "connected"
 
 
 async def test_callback_with_an_invalid_token_is_refused(client: httpx.AsyncClient, provider_api: respx.MockRouter,

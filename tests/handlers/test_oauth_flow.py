@@ -1,4 +1,5 @@
-"""Connecting accounts end to end: start -> provider (faked) -> callback -> tokens, account, backfill job."""
+"""Connecting accounts end to end: start -> provider (faked) -> callback (parks the result) -> completion by the
+user who started the flow -> tokens, account, backfill job."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ from tests.factories import World
 from tests.handlers.conftest import (
     RETURN_TO,
     bearer,
+    callback,
     cipher,
+    complete,
     fakes,
+    finish_flow,
+    park,
+    parked,
     query_of,
     sha256,
     snapshot,
@@ -23,10 +29,6 @@ from tests.handlers.conftest import (
 )
 
 PROVIDERS = ("spotify", "youtube", "instagram", "soundcloud")
-
-
-async def callback(client: httpx.AsyncClient, provider: str, **params: str) -> httpx.Response:
-    return await client.get(f"/functions/v1/oauth/{provider}/callback", params=params)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -62,13 +64,40 @@ async def test_full_connect_flow(provider: str, client: httpx.AsyncClient, provi
         assert stored["code_verifier_encrypted"].startswith("v1.ktest.")
 
     fake.install(provider_api)
+    before = snapshot(conn, world)
     response = await callback(client, provider, code="auth-code-1", state=state)
     assert response.status_code == 302, response.text
     location = response.headers["location"]
     assert location.startswith(RETURN_TO + "?")
     back = query_of(location)
-    assert back["status"] == "connected" and back["provider"] == provider
-    account_id = back["account_id"]
+    assert set(back) == {"status", "provider", "completion"}
+    assert back["status"] == "pending" and back["provider"] == provider
+    completion = back["completion"]
+    assert len(completion) >= 43, "32 random bytes, urlsafe"
+
+    # The callback connected nothing yet: it parked the result for the user who started the flow.
+    after = snapshot(conn, world)
+    assert (after["accounts"], after["tokens"], after["runs"]) == (before["accounts"], before["tokens"],
+                                                                   before["runs"])
+    pending = conn.execute("select * from private.oauth_pending_connections where completion_hash = %s",
+                           (sha256(completion),)).fetchone()
+    assert pending is not None and pending["state_id"] == stored["id"]
+    assert (pending["external_id"], pending["display_name"]) == (fake.external_id, fake.display_name)
+    assert pending["consumed_at"] is None and pending["outcome"] is None
+    assert completion not in str(pending), "only the hash of the completion secret is stored"
+    assert pending["tokens_encrypted"].startswith("v1.ktest.")
+    assert fake.access_token not in pending["tokens_encrypted"]
+    ttl = conn.execute("select extract(epoch from %s::timestamptz - now()) as s", (pending["expires_at"],)).fetchone()
+    assert ttl is not None and 590 < ttl["s"] <= 600
+
+    no_jwt = await complete(client, provider, completion, None)
+    assert no_jwt.status_code == 401
+    response = await complete(client, provider, completion, manager)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["status"] == "connected" and body["provider"] == provider
+    account_id = body["account_id"]
 
     form = fake.token_form()
     assert form["code"] == "auth-code-1"
@@ -102,6 +131,10 @@ async def test_full_connect_flow(provider: str, client: httpx.AsyncClient, provi
 
     used = conn.execute("select used_at from private.oauth_states where state_hash = %s", (sha256(state),)).fetchone()
     assert used is not None and used["used_at"] is not None
+    consumed = conn.execute("select consumed_at, tokens_encrypted, outcome from private.oauth_pending_connections "
+                            "where id = %s", (pending["id"],)).fetchone()
+    assert consumed is not None and consumed["consumed_at"] is not None
+    assert (consumed["tokens_encrypted"], consumed["outcome"]) == (None, "connected"), "the parked tokens are gone"
 
 
 async def test_start_can_redirect(client: httpx.AsyncClient, world: World) -> None:
@@ -117,7 +150,7 @@ async def test_default_redirect_is_the_first_frontend(client: httpx.AsyncClient,
     state = await start_flow(client, world, "soundcloud", redirect_to="")
     fakes()["soundcloud"].install(provider_api)
     response = await callback(client, "soundcloud", code="c", state=state)
-    assert response.headers["location"].startswith("https://app.arti.test?status=connected")
+    assert response.headers["location"].startswith("https://app.arti.test?status=pending&provider=soundcloud&")
 
 
 async def test_denied_consent_redirects_with_status_denied(client: httpx.AsyncClient, world: World,
@@ -129,6 +162,7 @@ async def test_denied_consent_redirects_with_status_denied(client: httpx.AsyncCl
     assert query_of(response.headers["location"]) == {"status": "denied", "provider": "youtube"}
     after = snapshot(conn, world)
     assert after["accounts"] == before["accounts"] and after["tokens"] == before["tokens"]
+    assert parked(conn, world) == 0
 
 
 async def test_provider_failure_redirects_with_an_error(client: httpx.AsyncClient, provider_api: respx.MockRouter,
@@ -141,6 +175,7 @@ async def test_provider_failure_redirects_with_an_error(client: httpx.AsyncClien
     assert response.status_code == 302
     assert query_of(response.headers["location"])["reason"] == "provider_error"
     assert snapshot(conn, world)["accounts"] == before["accounts"]
+    assert parked(conn, world) == 0
 
 
 async def test_reconnect_reactivates_a_needs_reauth_account(client: httpx.AsyncClient, provider_api: respx.MockRouter,
@@ -148,8 +183,7 @@ async def test_reconnect_reactivates_a_needs_reauth_account(client: httpx.AsyncC
     fake = fakes()["youtube"]
     fake.install(provider_api)
     state = await start_flow(client, world, "youtube")
-    first = query_of((await callback(client, "youtube", code="c1", state=state)).headers["location"])
-    account_id = first["account_id"]
+    account_id = await finish_flow(client, world, "youtube", state, code="c1")
     conn.execute("update public.connected_accounts set status = 'needs_reauth', last_error = 'refused' where id = %s",
                  (account_id,))
     conn.execute("update public.sync_runs set status = 'failed', finished_at = now() where account_id = %s",
@@ -157,8 +191,8 @@ async def test_reconnect_reactivates_a_needs_reauth_account(client: httpx.AsyncC
     conn.execute("delete from procrastinate.procrastinate_jobs where queueing_lock = %s", (f"sync:{account_id}",))
 
     state = await start_flow(client, world, "youtube", user="admin")
-    again = query_of((await callback(client, "youtube", code="c2", state=state)).headers["location"])
-    assert again["status"] == "connected" and again["account_id"] == account_id, "same account, upserted"
+    again = await finish_flow(client, world, "youtube", state, user="admin", code="c2")
+    assert again == account_id, "same account, upserted"
     account = conn.execute("select status, last_error from public.connected_accounts where id = %s",
                            (account_id,)).fetchone()
     assert account == {"status": "active", "last_error": None}
@@ -168,18 +202,22 @@ async def test_reconnect_reactivates_a_needs_reauth_account(client: httpx.AsyncC
     assert runs[-1]["requested_by"] == world.users["admin"]
 
 
-async def test_permission_lost_before_the_callback_is_refused_by_rls(
+async def test_permission_lost_before_the_completion_is_refused(
         client: httpx.AsyncClient, provider_api: respx.MockRouter, world: World,
         conn: psycopg.Connection[Any]) -> None:
     state = await start_flow(client, world, "soundcloud")
+    fakes()["soundcloud"].install(provider_api)
+    completion = await park(client, "soundcloud", state)
     conn.execute("update public.memberships set role = 'viewer' where org_id = %s and user_id = %s",
                  (world.ids["org_a"], world.users["manager"]))
-    fakes()["soundcloud"].install(provider_api)
+    sign_out = provider_api.post("https://secure.soundcloud.com/sign-out").respond(200, json={})
     before = snapshot(conn, world)
-    response = await callback(client, "soundcloud", code="c", state=state)
-    assert query_of(response.headers["location"])["reason"] == "forbidden"
+    response = await complete(client, "soundcloud", completion, world.users["manager"])
+    assert response.status_code == 403 and response.json()["error"] == "forbidden"
     after = snapshot(conn, world)
     assert (after["accounts"], after["tokens"], after["runs"]) == (before["accounts"], before["tokens"], before["runs"])
+    assert parked(conn, world) == 0, "tokens that will never be used are not kept"
+    assert sign_out.called, "and their grant is revoked at the provider"
 
 
 # --------------------------------------------------------------------------------------------- disconnect
@@ -188,7 +226,7 @@ async def test_permission_lost_before_the_callback_is_refused_by_rls(
 async def connect(client: httpx.AsyncClient, provider_api: respx.MockRouter, world: World, provider: str) -> str:
     fakes()[provider].install(provider_api)
     state = await start_flow(client, world, provider)
-    return query_of((await callback(client, provider, code="c", state=state)).headers["location"])["account_id"]
+    return await finish_flow(client, world, provider, state)
 
 
 async def test_disconnect_revokes_at_google_and_forgets_tokens(
