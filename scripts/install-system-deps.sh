@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the embedded mode needs (Postgres 15 + pg_cron + pgTAP + headers,
-# pgvector built from Debian's source package, Caddy), idempotently. Skips what is present;
+# pgvector built from Debian's source package, Caddy) and the ones the Supabase toolchain tests run
+# (plpgsql_check for `supabase db lint`, pg_prove for the pgTAP files), idempotently. Skips what is present;
 # where it cannot install (not root, not Debian) it says what is missing and how to install it.
 set -euo pipefail
 
 PG_MAJOR=15
 PG_CONFIG=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config
 PACKAGES=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-${PG_MAJOR}-cron
-          postgresql-${PG_MAJOR}-pgtap postgresql-contrib caddy dpkg-dev make gcc)
+          postgresql-${PG_MAJOR}-pgtap postgresql-contrib caddy dpkg-dev make gcc
+          postgresql-${PG_MAJOR}-plpgsql-check libtap-parser-sourcehandler-pgtap-perl)
 
 log() { printf '[install] %s\n' "$*" >&2; }
 
@@ -24,13 +26,13 @@ if [ ! -f "$vector_control" ] || ! grep -qE "default_version = '0\.(8|9)|default
 fi
 
 if [ ${#missing[@]} -eq 0 ] && [ $need_vector -eq 0 ]; then
-  log "system packages present (postgresql-${PG_MAJOR}, pg_cron, pgtap, pgvector, caddy)"
+  log "system packages present (postgresql-${PG_MAJOR}, pg_cron, pgtap, plpgsql_check, pg_prove, pgvector, caddy)"
   exit 0
 fi
 
 if [ ! -f /etc/debian_version ] || ! command -v apt-get >/dev/null; then
   log "missing: ${missing[*]:-} $( [ $need_vector -eq 1 ] && echo pgvector>=0.8)"
-  log "this is not a Debian system: install PostgreSQL ${PG_MAJOR} with pg_cron, pgTAP and pgvector >= 0.8, and Caddy, with your package manager"
+  log "this is not a Debian system: install PostgreSQL ${PG_MAJOR} with pg_cron, pgTAP, plpgsql_check and pgvector >= 0.8, pg_prove, and Caddy, with your package manager"
   exit 1
 fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one test command: system packages, virtualenv, project install, lint, and the test suite
-# (which starts its own embedded Postgres and stops it afterwards). Extra arguments go to pytest.
+# The one test command: system packages, virtualenv, project install, the pinned Supabase CLI and
+# postgres-meta (tools/), lint, and the test suite (which starts its own embedded Postgres and stops it
+# afterwards). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ say "system packages"
 
 say "python environment"
 ./scripts/bootstrap-venv.sh
+
+say "node tools (Supabase CLI, postgres-meta)"
+./scripts/install-node-tools.sh
 
 say "lint: ruff"
 .venv/bin/ruff check .
