@@ -1,5 +1,6 @@
 -- Foundation: schemas, extensions and the auth functions as a signed-in user sees them.
 begin;
+\ir helpers/supabase_test_helpers.psql
 select plan(8);
 
 select has_schema('private', 'schema private exists');

@@ -1,6 +1,7 @@
 -- Role rules: the last owner stays, nobody promotes themselves or grants above their own role,
 -- invitations expire and are single use.
 begin;
+\ir helpers/supabase_test_helpers.psql
 select plan(14);
 
 select tests.create_supabase_user('owner1');
