@@ -322,6 +322,14 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return int(bench.main(list(args.bench_args)))
 
 
+def cmd_types(settings: Settings, args: argparse.Namespace) -> int:
+    from arti.toolchain import write_types
+
+    path = write_types()
+    print(f"wrote {path} (what `supabase gen types typescript` prints for the migrated database)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arti", description="ARTi platform backend tooling")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -369,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                            add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
+    types = sub.add_parser("types", help="regenerate supabase/types/database.ts from a freshly migrated database "
+                           "(postgres-meta as `supabase gen types typescript` runs it)")
+    types.set_defaults(func=cmd_types)
     from arti.cli_users import add_commands as add_user_commands
 
     add_user_commands(sub)

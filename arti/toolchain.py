@@ -9,7 +9,8 @@ Docker are run the way the CLI runs them in its container:
 * `supabase test db`: pg_prove over supabase/tests, with pgTAP created in `extensions` for the run and dropped
   afterwards when it was not there (tests/toolchain does this).
 
-`python -m arti.toolchain types` regenerates supabase/types/database.ts from a freshly migrated database.
+`arti types` (or `python -m arti.toolchain types`) regenerates supabase/types/database.ts from a freshly migrated
+database.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SUPABASE_BIN = TOOLS_DIR / "node_modules" / ".bin" / "supabase"
 POSTGRES_META_DIR = TOOLS_DIR / "node_modules" / "@supabase" / "postgres-meta"
 SUPABASE_DIR = PROJECT_ROOT / "supabase"
 TYPES_FILE = SUPABASE_DIR / "types" / "database.ts"
-TYPES_COMMAND = ".venv/bin/python -m arti.toolchain types"
+TYPES_COMMAND = "arti types"  # or: python -m arti.toolchain types
 INSTALL_HINT = "run ./scripts/install-node-tools.sh"
 # What `supabase gen types --db-url` passes to postgres-meta besides the URL and schemas (its --query-timeout
 # default is 15s; one-to-one relationships are detected unless --postgrest-v9-compat).
@@ -62,13 +63,19 @@ def cli_db_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _environment(*dropped_prefixes: str) -> dict[str, str]:
+    """This process's environment without the variables that would reconfigure the tool (the Supabase CLI reads
+    SUPABASE_* as config.toml overrides; postgres-meta reads PG_META_*): the project's files decide."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(dropped_prefixes)}
+
+
 def supabase(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the pinned Supabase CLI in the project (its supabase/ folder), answering yes to prompts, with
-    telemetry off and a throwaway HOME (it keeps telemetry and profile files there): nothing is left outside
-    the repository."""
+    telemetry off, no inherited SUPABASE_* variables, and a throwaway HOME (it keeps telemetry and profile
+    files there): nothing is left outside the repository."""
     require_tools()
     with tempfile.TemporaryDirectory(prefix="arti-supabase-home-") as home:
-        env = {**os.environ, "HOME": home, "SUPABASE_TELEMETRY_DISABLED": "1", "DO_NOT_TRACK": "1"}
+        env = {**_environment("SUPABASE_"), "HOME": home, "SUPABASE_TELEMETRY_DISABLED": "1", "DO_NOT_TRACK": "1"}
         return subprocess.run(
             [str(SUPABASE_BIN), *args, "--workdir", str(PROJECT_ROOT), "--yes"],
             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
@@ -86,7 +93,7 @@ def generate_types(db_url: str, *, timeout: float = 600) -> str:
     them: postgres-meta's server in type-generation mode, with the environment the CLI gives its container."""
     require_tools()
     env = {
-        **os.environ,
+        **_environment("PG_META_", "PG_CONN_", "PG_QUERY_"),
         **GEN_TYPES_ENV,
         "PG_META_DB_URL": cli_db_url(db_url),
         "PG_META_GENERATE_TYPES_INCLUDED_SCHEMAS": ",".join(api_schemas()),
