@@ -5,11 +5,13 @@ outbox_webhooks migration), so this module only sends. One job per delivery (que
 lock `webhook:<delivery id>`):
 
 * the delivery is claimed only while `pending` (attempts + 1, one attempt row opened);
-* the URL is checked again after DNS resolution: an address in a loopback (unless
-  webhooks.allow_loopback_http), private/reserved (unless the host is in
-  webhooks.allowed_private_hosts), link-local or metadata range is refused and recorded; the
-  request is then sent to the address that was checked (Host header and TLS SNI keep the name),
-  so a DNS answer cannot change between the check and the connection; redirects are not followed;
+* the URL is checked again, host and every address it resolves to, by the same SQL rule as when it
+  was saved (private.webhook_host_kind, private.ip_address_kind, private.webhook_destination_problem,
+  asked on the job's connection; there is no Python copy of the address table): only global unicast
+  passes, plus loopback with webhooks.allow_loopback_http and private addresses for hosts listed in
+  webhooks.allowed_private_hosts; a refusal is recorded. The request is then sent to the address that
+  was checked (Host header and TLS SNI keep the name), so a DNS answer cannot change between the
+  check and the connection; redirects are not followed;
 * 2xx -> delivered; 429, 5xx and network errors -> retried with exponential backoff (or the
   receiver's Retry-After) through a Procrastinate RetryDecision, until the delivery's retry_until,
   after which it is dead; any other status -> failed, no retry;
@@ -26,7 +28,6 @@ import ipaddress
 import json
 import logging
 import random
-import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -50,25 +51,6 @@ MAX_ADDRESSES_TRIED = 3
 INFRA_RETRIES = 5
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-METADATA_ADDRESSES = {ipaddress.ip_address(a) for a in ("169.254.169.254", "100.100.100.200", "fd00:ec2::254")}
-METADATA_NAMES = {"metadata", "metadata.google.internal", "metadata.goog", "instance-data",
-                  "instance-data.ec2.internal"}
-PRIVATE_NETWORKS = [ipaddress.ip_network(n) for n in
-                    ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")]
-RESERVED_NETWORKS = [ipaddress.ip_network(n) for n in (
-    "0.0.0.0/8", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
-    "224.0.0.0/4", "240.0.0.0/4", "::/128", "ff00::/8", "2001:db8::/32", "2002::/16", "2001::/32", "100::/64")]
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
-PRIVATE_NAME = re.compile(r"\.(internal|local|localdomain|lan|intranet|corp|home\.arpa)$")
-NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$")
-DESCRIPTIONS = {
-    "metadata": "a cloud metadata address",
-    "link-local": "a link-local address",
-    "loopback": "a loopback address (this server)",
-    "private": "a private or reserved network address",
-    "reserved": "a private or reserved network address",
-}
 
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -128,30 +110,6 @@ class Destination:
         return self.url.netloc.decode("ascii")
 
 
-def address_kind(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """metadata, loopback, link-local, private or reserved for a guarded address; None for a public one.
-
-    The same table as private.ip_address_kind() in SQL.
-    """
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return address_kind(ip.ipv4_mapped)
-        if ip in NAT64:
-            return address_kind(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    if ip in METADATA_ADDRESSES:
-        return "metadata"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if any(ip in net for net in PRIVATE_NETWORKS):
-        return "private"
-    if any(ip in net for net in RESERVED_NETWORKS) or ip.is_multicast or not ip.is_global:
-        return "reserved"
-    return None
-
-
 async def system_resolver(host: str, port: int) -> list[str]:
     """The host's addresses, as the operating system resolves them (in its order, deduplicated)."""
     loop = asyncio.get_running_loop()
@@ -164,20 +122,37 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return seen
 
 
-def _refusal(host: str, address: str | None, kind: str) -> str:
-    where = host if address is None or address == host else f"{host} resolves to {address}"
-    what = DESCRIPTIONS[kind]
-    if kind in ("metadata", "link-local"):
-        return f"refused: {where}, {what}; webhooks are never sent there"
-    if kind == "loopback":
-        return (f"refused: {where}, {what}; webhooks are sent there only in development, with the setting "
-                "webhooks.allow_loopback_http")
-    return (f"refused: {where}, {what}; webhooks are not sent to internal networks unless the host is listed in "
-            "the setting webhooks.allowed_private_hosts")
+HOST_SQL = """
+select kind, private.webhook_destination_problem(kind, %(loopback)s, %(listed)s) as problem
+from (select private.webhook_host_kind(%(host)s) as kind) as h
+"""
+
+ADDRESSES_SQL = """
+select a.address, k.kind, private.webhook_destination_problem(k.kind, %(loopback)s, %(listed)s) as problem
+from unnest(%(addresses)s::text []) with ordinality as a (address, n)
+cross join lateral (select private.ip_address_kind(a.address::inet) as kind) as k
+order by a.n
+"""
+
+HTTP_REFUSAL = ("refused: only https:// URLs are allowed (http:// only for loopback in development and for hosts "
+                "listed in webhooks.allowed_private_hosts)")
 
 
-async def resolve_destination(url: str, config: WebhookConfig, resolver: Resolver | None = None) -> Destination:
-    """Check the URL and every address its host resolves to; raise DestinationRefused with the reason."""
+def _address(text: str) -> str | None:
+    """The resolver's answer as a plain address (any %zone dropped), None when it is not an IP address."""
+    try:
+        return str(ipaddress.ip_address(text.split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
+async def resolve_destination(url: str, config: WebhookConfig, conn: psycopg.AsyncConnection[Any],
+                              resolver: Resolver | None = None) -> Destination:
+    """Check the URL's host and every address it resolves to; raise DestinationRefused with the reason.
+
+    The rule is SQL's, asked on `conn`: private.webhook_host_kind for the host (the check made when the URL was
+    saved) and private.ip_address_kind for each resolved address, judged by private.webhook_destination_problem.
+    """
     try:
         parsed = httpx.URL(url)
         host = parsed.raw_host.decode("ascii").lower().rstrip(".")
@@ -189,47 +164,44 @@ async def resolve_destination(url: str, config: WebhookConfig, resolver: Resolve
         raise DestinationRefused("refused: the URL has no host")
     if parsed.userinfo:
         raise DestinationRefused("refused: the URL contains credentials")
-    listed = host in config.allowed_private_hosts
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        literal = None
-    loopback_name = literal is None and (host == "localhost" or host.endswith(".localhost"))
-    http_refusal = ("refused: only https:// URLs are allowed (http:// only for loopback in development and for "
-                    "hosts listed in webhooks.allowed_private_hosts)")
-    if literal is None:
-        if NUMERIC_HOST.match(host):
-            raise DestinationRefused(f"refused: {host} is a numeric address in a non-standard form")
-        if host in METADATA_NAMES:
-            raise DestinationRefused(_refusal(host, None, "metadata"))
-        if loopback_name and not config.allow_loopback_http:
-            raise DestinationRefused(_refusal(host, None, "loopback"))
-        if not loopback_name and ("." not in host or PRIVATE_NAME.search(host)) and not listed:
-            raise DestinationRefused(f"refused: {host} is not a public domain name; list it in the setting "
-                                     "webhooks.allowed_private_hosts to allow it")
-        if parsed.scheme == "http" and not listed and not loopback_name:
-            raise DestinationRefused(http_refusal)
+    host = host.strip("[]")
+    params: dict[str, Any] = {"host": host, "loopback": config.allow_loopback_http,
+                              "listed": host in config.allowed_private_hosts}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(HOST_SQL, params)
+        judged = await cur.fetchone()
+    assert judged is not None
+    if judged["problem"]:
+        raise DestinationRefused(f"refused: {host}, {judged['problem']}")
+    literal = _address(host)  # names and the numeric forms refused above do not parse
+    if literal is not None:
+        addresses = [literal]
+    else:
+        if parsed.scheme == "http" and not params["listed"] and judged["kind"] != "loopback":
+            raise DestinationRefused(HTTP_REFUSAL)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            addresses = await (resolver or system_resolver)(host, port)
+            answers = await (resolver or system_resolver)(host, port)
         except (OSError, UnicodeError) as exc:
             raise DestinationUnavailable(f"cannot resolve {host}: {exc}") from None
-        if not addresses:
+        if not answers:
             raise DestinationUnavailable(f"cannot resolve {host}: no address")
-    else:
-        addresses = [str(literal)]
-    kinds = set()
-    for address in addresses:
-        kind = address_kind(address)
-        kinds.add(kind)
-        if kind in ("metadata", "link-local"):
-            raise DestinationRefused(_refusal(host, address, kind))
-        if kind == "loopback" and not config.allow_loopback_http:
-            raise DestinationRefused(_refusal(host, address, kind))
-        if kind in ("private", "reserved") and not listed:
-            raise DestinationRefused(_refusal(host, address, kind))
-    if parsed.scheme == "http" and not listed and kinds != {"loopback"}:
-        raise DestinationRefused(http_refusal)
+        addresses = []
+        for answer in answers:
+            address = _address(answer)
+            if address is None:
+                raise DestinationRefused(f"refused: {host} resolves to {answer!r}, which is not an IP address")
+            if address not in addresses:
+                addresses.append(address)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(ADDRESSES_SQL, {**params, "addresses": addresses})
+        rows = await cur.fetchall()
+    for row in rows:
+        if row["problem"]:
+            where = host if row["address"] == literal else f"{host} resolves to {row['address']}"
+            raise DestinationRefused(f"refused: {where}, {row['problem']}")
+    if parsed.scheme == "http" and not params["listed"] and {row["kind"] for row in rows} != {"loopback"}:
+        raise DestinationRefused(HTTP_REFUSAL)
     return Destination(url=parsed, host=host, addresses=addresses)
 
 
@@ -432,7 +404,7 @@ async def deliver(delivery_id: str, *, settings: Settings | None = None, http: h
             return {"skipped": "the delivery is not pending (delivered, failed, dead or deleted)"}
         claim, attempt_id = claimed
         started = time.monotonic()
-        outcome = await _attempt(claim, config, http, resolver)
+        outcome = await _attempt(conn, claim, config, http, resolver)
         row = await _finish(conn, claim, attempt_id, outcome, config, started)
     finally:
         await conn.close()
@@ -443,12 +415,12 @@ async def deliver(delivery_id: str, *, settings: Settings | None = None, http: h
     return result
 
 
-async def _attempt(claim: dict[str, Any], config: WebhookConfig, http: httpx.AsyncClient | None,
-                   resolver: Resolver | None) -> Outcome:
+async def _attempt(conn: psycopg.AsyncConnection[Any], claim: dict[str, Any], config: WebhookConfig,
+                   http: httpx.AsyncClient | None, resolver: Resolver | None) -> Outcome:
     if not claim["active"]:
         return Outcome("failed", error="the endpoint is disabled; enable it and replay the delivery")
     try:
-        destination = await resolve_destination(claim["url"], config, resolver)
+        destination = await resolve_destination(claim["url"], config, conn, resolver)
     except DestinationRefused as exc:
         return Outcome("refused", error=str(exc))
     except DestinationUnavailable as exc:

@@ -145,9 +145,9 @@ def test_anon_gets_nothing(db: TestDB, sql: str) -> None:
 
 
 @pytest.mark.parametrize(("url", "message"), [
-    ("https://10.0.0.5/", "10.0.0.5, a private or reserved network address"),
-    ("https://192.168.1.20:8443/hook", "private or reserved network address"),
-    ("https://[::ffff:172.16.0.1]/", "private or reserved network address"),
+    ("https://10.0.0.5/", "10.0.0.5, a private network address"),
+    ("https://192.168.1.20:8443/hook", "private network address"),
+    ("https://[::ffff:172.16.0.1]/", "embeds an IPv4 address"),
     ("http://169.254.169.254/", "169.254.169.254, a cloud metadata address"),
     ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
     ("https://metadata.google.internal/computeMetadata/v1/", "cloud metadata address"),
