@@ -15,7 +15,8 @@ both, and nothing else:
   refetch, at most once per ``jwks_refetch_cooldown`` seconds, so a flood of made-up key ids cannot
   hammer the endpoint;
 * ``exp`` is required; ``role`` must be one of ``anon``/``authenticated``/``service_role``; user
-  tokens (role ``authenticated``) need ``sub`` and ``aud == "authenticated"``.
+  tokens (role ``authenticated``) need ``aud == "authenticated"`` and a ``sub`` that is a UUID (the user id
+  ``auth.uid()`` casts it to).
 
 Every failure is an :class:`AuthError` with a stable ``code`` and a message a user can act on. Messages
 never contain the token. Signature checks are PyJWT's; there is no hand-written cryptography here.
@@ -79,6 +80,7 @@ MAX_TOKEN_LENGTH = 16_384
 # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token
 _BEARER_RE = re.compile(r"(?P<scheme>[A-Za-z]+) +(?P<token>[A-Za-z0-9\-._~+/]+=*)")
 _HTTP_STATUS = {"jwks_unavailable": 503}
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class AuthError(ArtiError):
@@ -415,6 +417,9 @@ class JWTVerifier:
                             f"The access token is not meant for this API (aud must be {self._audience!r}).")
         if role == "authenticated" and not payload.get("sub"):
             raise AuthError("invalid_token", "The access token names no user (no `sub` claim); sign in again.")
+        if role == "authenticated" and not (isinstance(payload["sub"], str) and _UUID_RE.fullmatch(payload["sub"])):
+            # auth.uid() casts sub to uuid: anything else would fail in Postgres, not here.
+            raise AuthError("invalid_token", "The access token's user id (`sub`) is not a UUID; sign in again.")
         try:
             return Claims.from_payload(payload)
         except ValidationError as exc:

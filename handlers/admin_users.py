@@ -24,12 +24,13 @@ import uuid
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from arti.jwt_auth import PLATFORM_ADMIN_FLAG, Claims
-from handlers.errors import HandlerError, json_object
+from handlers.errors import HandlerError
+from handlers.inputs import Input, json_body
 from handlers.services import Services, authenticate, services
 
 API_VERSION = "2024-01-01"
@@ -48,14 +49,14 @@ def _email(value: str) -> str:
     return value
 
 
-class ListParams(BaseModel):
+class ListParams(Input):
     model_config = ConfigDict(extra="ignore")
 
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=50, ge=1, le=1000)
 
 
-class CreateUser(BaseModel):
+class CreateUser(Input):
     """POST body: a user with a password (confirmed at once), or without one: invited by email."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,7 +74,7 @@ class CreateUser(BaseModel):
         return _email(value)
 
 
-class UpdateUser(BaseModel):
+class UpdateUser(Input):
     """PATCH body: platform role, ban, display name."""
 
     model_config = ConfigDict(extra="forbid")
@@ -176,13 +177,6 @@ def _user_id(request: Request) -> str:
         raise HandlerError(400, "invalid_request", "the user id must be a UUID") from None
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        return json_object(await request.json())
-    except ValueError:
-        raise HandlerError(400, "invalid_json", "the request body must be a JSON object") from None
-
-
 async def list_users(request: Request) -> Response:
     """GET /admin/users?page=&per_page=."""
     _, _, auth = await _admin(request)
@@ -202,7 +196,8 @@ async def list_users(request: Request) -> Response:
 async def create_user(request: Request) -> Response:
     """POST /admin/users: create (with a password) or invite (by email) a user."""
     _, _, auth = await _admin(request)
-    spec = CreateUser.model_validate(await _body(request))
+    spec = CreateUser.model_validate(await json_body(
+        request, '{"email": "...", "password"?, "full_name"?, "platform_admin"?, "invite"?}'))
     user_meta = {"full_name": spec.full_name} if spec.full_name else {}
     invite = spec.invite if spec.invite is not None else spec.password is None
     if invite:
@@ -232,7 +227,7 @@ async def update_user(request: Request) -> Response:
     """PATCH /admin/users/{id}: platform_admin (app_metadata), ban_duration, full_name."""
     _, claims, auth = await _admin(request)
     user_id = _user_id(request)
-    change = UpdateUser.model_validate(await _body(request))
+    change = UpdateUser.model_validate(await json_body(request, '{"platform_admin"?, "ban_duration"?, "full_name"?}'))
     if user_id == claims.sub and (change.platform_admin is False or
                                   (change.ban_duration not in (None, "none"))):
         raise HandlerError(409, "cannot_change_self",

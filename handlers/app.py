@@ -31,13 +31,15 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from arti.http import provider_http_client
 from arti.jwt_auth import JWTVerifier, jwks_url_for
 from handlers import admin_users, health, insights, oauth
 from handlers.db import make_pool
-from handlers.errors import endpoint, http_exception_handler, unhandled_exception_handler
+from handlers.errors import Handler, endpoint, http_exception_handler, unhandled_exception_handler
 from handlers.redirects import RedirectAllowList
 from handlers.services import Services
 from handlers.settings import HandlerSettings
@@ -47,8 +49,21 @@ log = logging.getLogger("handlers")
 PREFIX = "/functions/v1"
 
 
+def _by_method(handlers: dict[str, Handler]) -> Handler:
+    """One endpoint for all of a path's methods (HEAD is answered by GET, as Starlette adds it to GET routes)."""
+
+    async def dispatch(request: Request) -> Response:
+        return await (handlers.get(request.method) or handlers["GET"])(request)
+
+    return dispatch
+
+
 def routes() -> list[Route]:
-    """Every route, each handler wrapped so errors are JSON."""
+    """Every route, each handler wrapped so errors are JSON.
+
+    One Route per path, dispatching by method: a wrong method is then answered 405 with every method of the
+    path in Allow (one Route per method made Starlette answer with the first route's methods only).
+    """
     table = [
         ("/health", health.health, ["GET"]),
         ("/health/live", health.live, ["GET"]),
@@ -63,8 +78,12 @@ def routes() -> list[Route]:
         ("/admin/users/{user_id}", admin_users.update_user, ["PATCH"]),
         ("/admin/users/{user_id}", admin_users.delete_user, ["DELETE"]),
     ]
-    return [Route(PREFIX + path, endpoint(func), methods=methods, name=f"{func.__name__}_{methods[0].lower()}")
-            for path, func, methods in table]
+    by_path: dict[str, dict[str, Handler]] = {}
+    for path, func, methods in table:
+        for method in methods:
+            by_path.setdefault(path, {})[method] = endpoint(func)
+    return [Route(PREFIX + path, _by_method(handlers), methods=list(handlers), name=PREFIX + path)
+            for path, handlers in by_path.items()]
 
 
 def create_app(settings: HandlerSettings | None = None, *, http: httpx.AsyncClient | None = None,
@@ -112,11 +131,15 @@ def create_app(settings: HandlerSettings | None = None, *, http: httpx.AsyncClie
                      "on" if cfg.auth_admin_available else "off (embedded)")
             yield
 
-    return Starlette(
+    app = Starlette(
         routes=routes(),
         lifespan=lifespan,
         exception_handlers={HTTPException: http_exception_handler, Exception: unhandled_exception_handler},
     )
+    # No redirect to the path with(out) a trailing slash: Starlette builds its Location from the Host header,
+    # which the client chooses (and Caddy forwards). Such a path is a JSON 404 like any unknown path.
+    app.router.redirect_slashes = False
+    return app
 
 
 app = create_app()

@@ -90,6 +90,12 @@ def to_response(exc: BaseException, request_id: str) -> Response:
         status, code = _SQLSTATE_STATUS[exc.sqlstate]
         message = (exc.diag.message_primary or code).strip()
         return error_response(status, code, message)
+    if isinstance(exc, psycopg.DataError):
+        # A value Postgres cannot take (class 22, as PostgREST answers 400; or refused by psycopg before
+        # sending, e.g. a NUL byte in text). Inputs are checked before this (handlers.inputs); this is the net.
+        log.warning("request %s: data refused by the database: %s", request_id, exc)
+        message = (exc.diag.message_primary or str(exc)).strip() if exc.sqlstate else str(exc).strip()
+        return error_response(400, "invalid_request", f"a value in the request cannot be stored: {message}")
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
@@ -114,21 +120,28 @@ def endpoint(handler: Handler) -> Handler:
             response = await handler(request)
         except Exception as exc:  # the one place exceptions become answers
             response = to_response(exc, request_id)
-        response.headers[REQUEST_ID_HEADER] = request_id
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+        return _stamped(response, request_id)
 
     return wrapped
 
 
+def _stamped(response: Response, request_id: str) -> Response:
+    """Every answer carries its request id and `no-store`."""
+    response.headers[REQUEST_ID_HEADER] = request_id
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 async def http_exception_handler(request: Request, exc: Exception) -> Response:
     """Routing errors (unknown path, wrong method) as JSON."""
-    return to_response(exc, request_id_of(request))
+    request_id = request_id_of(request)
+    return _stamped(to_response(exc, request_id), request_id)
 
 
 async def unhandled_exception_handler(request: Request, exc: Exception) -> Response:
     """Last resort outside the handlers (middleware): 500 JSON, logged."""
-    return to_response(exc, request_id_of(request))
+    request_id = request_id_of(request)
+    return _stamped(to_response(exc, request_id), request_id)
 
 
 def json_object(value: Any) -> dict[str, Any]:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from arti.embeddings import Embedder, embedder_from_settings
 from arti.insights import ChatModel, answer_question
 from handlers.db import as_user, fetch_one
-from handlers.errors import HandlerError, json_object
+from handlers.errors import HandlerError
+from handlers.inputs import Input, json_body
 from handlers.services import Services, authenticate, services
 
 
-class AskBody(BaseModel):
+class AskBody(Input):
     """The question, scoped to an organization and optionally one artist."""
 
     model_config = ConfigDict(extra="forbid")
@@ -43,12 +44,8 @@ def _answering(svc: Services, request: Request) -> tuple[Embedder | None, ChatMo
 async def ask(request: Request) -> Response:
     svc = services(request)
     claims = await authenticate(request)
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise HandlerError(400, "invalid_json", 'send JSON: {"org_id": "...", "question": "...", '
-                                                '"artist_id": "... (optional)"}') from None
-    body = AskBody.model_validate(json_object(raw))
+    raw = await json_body(request, '{"org_id": "...", "question": "...", "artist_id": "... (optional)"}')
+    body = AskBody.model_validate(raw)
     embedder, llm = _answering(svc, request)
     async with as_user(svc.pool, claims.as_dict(), svc.db_timeout) as conn:
         allowed = await fetch_one(conn, "select private.has_permission(%s, 'insights.ask') as ok", (body.org_id,))

@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -74,7 +74,8 @@ from arti.jwt_auth import Claims
 from arti.providers import AccountIdentity, PkcePair, ProviderClient, ProviderError, SpotifyClient, TokenSet
 from arti.tokens import store_tokens
 from handlers.db import Conn, as_user, become_service, become_user, fetch_one, transaction
-from handlers.errors import HandlerError, json_object
+from handlers.errors import HandlerError
+from handlers.inputs import Input, json_body
 from handlers.provider_revoke import revoke_grant
 from handlers.redirects import with_query
 from handlers.services import Services, authenticate, provider_name, services
@@ -99,7 +100,7 @@ _PROVIDER_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 # --------------------------------------------------------------------------------------------- inputs
 
 
-class StartParams(BaseModel):
+class StartParams(Input):
     """Query of the start endpoint."""
 
     model_config = ConfigDict(extra="ignore")
@@ -111,7 +112,7 @@ class StartParams(BaseModel):
     external_id: str | None = Field(default=None, min_length=1, max_length=300)
 
 
-class CallbackParams(BaseModel):
+class CallbackParams(Input):
     """Query of the callback (providers add parameters of their own, which are ignored)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -122,7 +123,7 @@ class CallbackParams(BaseModel):
     error_description: str | None = Field(default=None, max_length=2000)
 
 
-class DisconnectBody(BaseModel):
+class DisconnectBody(Input):
     """Body of the disconnect endpoint."""
 
     model_config = ConfigDict(extra="forbid")
@@ -130,7 +131,7 @@ class DisconnectBody(BaseModel):
     account_id: uuid.UUID
 
 
-class CompleteBody(BaseModel):
+class CompleteBody(Input):
     """Body of the complete endpoint."""
 
     model_config = ConfigDict(extra="forbid")
@@ -494,11 +495,7 @@ async def oauth_complete(request: Request) -> Response:
     svc = services(request)
     provider = provider_name(request)
     claims = await authenticate(request)
-    try:
-        raw = json_object(await request.json())
-    except ValueError:
-        raise HandlerError(400, "invalid_json", "the request body must be JSON: {\"completion\": \"...\"}") from None
-    body = CompleteBody.model_validate(raw)
+    body = CompleteBody.model_validate(await json_body(request, '{"completion": "..."}'))
     digest = state_hash(body.completion)
     svc.cipher()  # an unusable key ring answers 503 before anything is consumed
 
@@ -544,10 +541,7 @@ async def oauth_disconnect(request: Request) -> Response:
     svc = services(request)
     provider = provider_name(request)
     claims = await authenticate(request)
-    try:
-        body = json_object(await request.json())
-    except ValueError:
-        raise HandlerError(400, "invalid_json", "the request body must be JSON: {\"account_id\": \"...\"}") from None
+    body = await json_body(request, '{"account_id": "..."}')
     account_id = DisconnectBody.model_validate(body).account_id
 
     async with as_user(svc.pool, claims.as_dict(), svc.db_timeout) as conn:

@@ -242,6 +242,16 @@ async def test_missing_sub_is_refused_for_authenticated_role() -> None:
     await expect_auth_error(JWTVerifier(SECRET), signed(user_claims(sub="")), "invalid_token")
 
 
+@pytest.mark.parametrize("sub", ["not-a-uuid", "\x00", "7b1f8a2e-6c0d-4f4e-9a53-0d6f2b9c1e1", USER_ID + "\x00",
+                                 "{" + USER_ID + "}", "urn:uuid:" + USER_ID, USER_ID.replace("-", ""), 42, ["x"]])
+async def test_a_user_token_whose_sub_is_not_a_uuid_is_refused(sub: Any) -> None:
+    """auth.uid() casts sub to uuid: a token naming anything else is refused here, not by Postgres (a 500)."""
+    error = await expect_auth_error(JWTVerifier(SECRET), signed(user_claims(sub=sub)), "invalid_token")
+    assert error.http_status == 401
+    upper = await JWTVerifier(SECRET).verify(signed(user_claims(sub=USER_ID.upper())))
+    assert upper.sub == USER_ID.upper()
+
+
 @pytest.mark.parametrize("role", ["supabase_admin", "postgres", "authenticator", "", None, 1])
 async def test_roles_outside_the_api_roles_are_refused(role: Any) -> None:
     payload = user_claims()
