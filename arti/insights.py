@@ -18,6 +18,12 @@ from arti.embeddings import Embedder, EmbeddingError
 from arti.errors import ArtiError
 
 TOP_K = 5
+MAX_LLM_RESPONSE_BYTES = 1024 * 1024
+"""A chat response larger than this is refused (the answer falls back to the retrieved facts)."""
+MAX_ANSWER_CHARS = 8000
+"""A model's answer longer than this is cut, with a note saying so."""
+MAX_BODY_CHARS = 24_000
+"""The longest insight text stored (the check constraint insights_body_length says the same)."""
 CITATION = re.compile(r"\[(\d+)\]")
 SYSTEM_PROMPT = (
     "You are the analytics assistant of a music marketing team. Answer the question using ONLY the numbered "
@@ -87,15 +93,40 @@ class ChatModel:
             ],
         }
         try:
-            response = await self._http.post(self._url, json=body, headers=self._headers)
+            async with self._http.stream("POST", self._url, json=body, headers=self._headers) as response:
+                if response.status_code >= 400:
+                    raise LLMError(f"the language model answered HTTP {response.status_code}")
+                raw = await _read_bounded(response, MAX_LLM_RESPONSE_BYTES)
         except httpx.HTTPError as exc:
             raise LLMError(f"the language model is unreachable ({type(exc).__name__})") from None
-        if response.status_code >= 400:
-            raise LLMError(f"the language model answered HTTP {response.status_code}")
         try:
-            return str(response.json()["choices"][0]["message"]["content"]).strip()
-        except (KeyError, IndexError, TypeError, ValueError):
+            return str(json.loads(raw)["choices"][0]["message"]["content"]).strip()
+        except (KeyError, IndexError, TypeError, ValueError, RecursionError):
             raise LLMError("the language model's answer had no message content") from None
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+    """The response body, or LLMError as soon as it is longer than `limit` bytes."""
+    too_large = LLMError(f"the language model's response is over {limit // 1024} KiB; it was not read")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def bounded(text: str, limit: int, what: str) -> tuple[str, str | None]:
+    """`text` cut to at most `limit` characters with a visible marker, and a note when it was cut."""
+    if len(text) <= limit:
+        return text, None
+    marker = f"\n\n[{what} had {len(text)} characters; cut here]"
+    return text[:limit - len(marker)] + marker, f"{what} had {len(text)} characters; cut to {limit}"
 
 
 def extractive_answer(facts: list[dict[str, Any]]) -> str:
@@ -114,7 +145,7 @@ async def answer_question(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID,
     note = None
     if llm is not None and facts:
         try:
-            text = await llm.complete(question, facts)
+            text, note = bounded(await llm.complete(question, facts), MAX_ANSWER_CHARS, "the model's answer")
             cited = [int(n) for n in CITATION.findall(text) if int(n) in by_id]
             mode = "llm"
         except LLMError as exc:
@@ -122,6 +153,8 @@ async def answer_question(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID,
             note = f"{exc}; showing the retrieved facts instead"
     else:
         text, cited, mode = extractive_answer(facts), list(by_id), "extractive"
+    text, cut = bounded(text, MAX_BODY_CHARS, "the answer")
+    note = note or cut
     cited = list(dict.fromkeys(cited))
     citations = [{"id": i, "content": by_id[i]["content"], "source": by_id[i]["source"],
                   "period_start": str(by_id[i]["period_start"]) if by_id[i]["period_start"] else None,
