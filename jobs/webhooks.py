@@ -374,7 +374,8 @@ async def _claim(conn: psycopg.AsyncConnection[Any], delivery_id: str) -> tuple[
 
 
 async def _finish(conn: psycopg.AsyncConnection[Any], claim: dict[str, Any], attempt_id: int, outcome: Outcome,
-                  config: WebhookConfig, started: float) -> dict[str, Any]:
+                  config: WebhookConfig, started: float) -> dict[str, Any] | None:
+    """Record the attempt's outcome; None when the delivery is gone (its endpoint was deleted meanwhile)."""
     wait = 0.0
     if outcome.kind == "retry":
         wait = outcome.retry_after if outcome.retry_after is not None else backoff_seconds(claim["attempts"], config)
@@ -382,7 +383,8 @@ async def _finish(conn: psycopg.AsyncConnection[Any], claim: dict[str, Any], att
         cur = await conn.execute(FINISH_SQL, {"id": claim["id"], "kind": outcome.kind, "wait": wait,
                                               "code": outcome.status_code, "error": outcome.error})
         row = await cur.fetchone()
-        assert row is not None
+        if row is None:  # deleted with its endpoint (and its attempts) while the request was in flight
+            return None
         attempt_outcome = "dead" if row["status"] == "dead" else outcome.kind
         await conn.execute(
             "update public.webhook_delivery_attempts set finished_at = now(), duration_ms = %s, status_code = %s, "
@@ -408,6 +410,13 @@ async def deliver(delivery_id: str, *, settings: Settings | None = None, http: h
         row = await _finish(conn, claim, attempt_id, outcome, config, started)
     finally:
         await conn.close()
+    if row is None:
+        # Nothing to record or retry: the endpoint was deleted, and its delivery log with it, during the attempt.
+        logger.info("webhook delivery %s: cancelled, its endpoint %s was deleted during attempt %s (%s)",
+                    delivery_id, claim["endpoint_id"], claim["attempts"], outcome.error or outcome.kind)
+        return {"delivery_id": delivery_id, "event_id": str(claim["event_id"]), "attempt": claim["attempts"],
+                "status": "cancelled", "reason": "the endpoint was deleted during the attempt",
+                "status_code": outcome.status_code}
     result = {"delivery_id": delivery_id, "event_id": str(claim["event_id"]), "attempt": claim["attempts"],
               "status": row["status"], "status_code": outcome.status_code, "error": row["last_error"]}
     if row["status"] == "pending" and row["next_attempt_at"] is not None:
