@@ -6,7 +6,7 @@ import procrastinate
 
 from arti.settings import get_settings
 
-TASK_MODULES = ["jobs.sync", "jobs.maintenance", "jobs.insights", "jobs.webhooks"]
+TASK_MODULES = ["jobs.sync", "jobs.maintenance", "jobs.insights", "jobs.webhooks", "jobs.webhook_drain"]
 
 
 def make_connector(url: str, *, max_size: int = 10) -> procrastinate.PsycopgConnector:

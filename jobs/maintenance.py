@@ -20,7 +20,15 @@ async def requeue_stalled(worker_app: procrastinate.App, seconds: float, *, skip
     for job in await manager.get_stalled_jobs(seconds_since_heartbeat=seconds):
         if job.id is None or job.id == skip_job_id:
             continue
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+        except procrastinate.exceptions.UniqueViolation:
+            # A job with the same queueing lock is already waiting (e.g. the next drain of a webhook
+            # endpoint): it does this one's work, so this one is closed instead of waiting twice.
+            await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+            logger.warning("closed job %s (%s) of a dead worker: job %s waits in its place", job.id, job.task_name,
+                           job.queueing_lock)
+            continue
         count += 1
         logger.warning("re-queued job %s (%s) of a dead worker", job.id, job.task_name)
     return count

@@ -1,8 +1,9 @@
 """Webhook delivery: POST one outbox event to one endpoint, signed, with retries until a horizon.
 
-Deliveries and their jobs are created in SQL, in the transaction that produced the event (see the
-outbox_webhooks migration), so this module only sends. One job per delivery (queue `webhooks`,
-lock `webhook:<delivery id>`):
+Deliveries are created in SQL, in the transaction that produced the event (see the outbox_webhooks
+migration), so this module only sends: `deliver()` makes one attempt of one delivery. The job that
+calls it is the endpoint's drain (jobs/webhook_drain.py: one job per endpoint, queue `webhooks`,
+lock `webhook-endpoint:<endpoint id>`, sending the endpoint's due deliveries oldest first):
 
 * the delivery is claimed only while `pending` (attempts + 1, one attempt row opened);
 * the URL is checked again, host and every address it resolves to, by the same SQL rule as when it
@@ -13,8 +14,9 @@ lock `webhook:<delivery id>`):
   was checked (Host header and TLS SNI keep the name), so a DNS answer cannot change between the
   check and the connection; redirects are not followed;
 * 2xx -> delivered; 429, 5xx and network errors -> retried with exponential backoff (or the
-  receiver's Retry-After) through a Procrastinate RetryDecision, until the delivery's retry_until,
-  after which it is dead; any other status -> failed, no retry;
+  receiver's Retry-After), until the delivery's retry_until, after which it is dead: `deliver`
+  records the next attempt's time and raises RetryLater, and the drain pauses the endpoint until
+  then; any other status -> failed, no retry;
 * at least once: a worker killed mid-request leaves the delivery pending and the attempt open; the
   job is re-queued (stalled-job sweep) and sends the same event id again.
 """
@@ -459,16 +461,18 @@ async def _attempt(conn: psycopg.AsyncConnection[Any], claim: dict[str, Any], co
 
 @app.task(name="deliver_webhook", queue="webhooks", retry=WebhookRetry(), pass_context=True)
 async def deliver_webhook(context: procrastinate.JobContext, delivery_id: str) -> dict[str, Any]:
-    """Procrastinate entry point: one attempt of one delivery."""
-    result = await deliver(delivery_id)
-    logger.info("webhook delivery %s: %s", delivery_id, result)
-    return result
+    """A job of the former one-job-per-delivery design, still running or retried when the fair-queues
+    migration ran: it only makes sure the delivery's endpoint has a drain job, which sends it."""
+    settings = get_settings()
+    async with await psycopg.AsyncConnection.connect(settings.database_url(), autocommit=True) as conn:
+        await conn.execute("select private.defer_webhook_deliveries(array[%s::uuid])", (delivery_id,))
+    return {"delivery_id": delivery_id, "queued": "its endpoint's drain job"}
 
 
 @app.periodic(cron="*/5 * * * *", periodic_id="sweep_webhook_deliveries")
 @app.task(name="sweep_webhook_deliveries", queue="webhooks", queueing_lock="sweep_webhook_deliveries")
 async def sweep_webhook_deliveries(timestamp: int) -> int:
-    """Safety net: re-queue pending deliveries whose job was lost; mark dead those past their horizon."""
+    """Safety net: endpoints with due deliveries and no drain job get one."""
     settings = get_settings()
     async with await psycopg.AsyncConnection.connect(settings.database_url(), autocommit=True) as conn:
         cur = await conn.execute("select private.sweep_webhook_deliveries()")

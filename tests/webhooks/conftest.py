@@ -254,7 +254,8 @@ def make_org(conn: psycopg.Connection[Any]) -> Iterator[Callable[[], Org]]:
     yield make
     for org in created:
         conn.execute("delete from procrastinate.procrastinate_jobs where queueing_lock in "
-                     "(select 'webhook:' || id::text from public.webhook_deliveries where org_id = %s)", (org.id,))
+                     "(select 'webhook-endpoint:' || id::text from public.webhook_endpoints where org_id = %s)",
+                     (org.id,))
         conn.execute("delete from public.organizations where id = %s", (org.id,))
         conn.execute("delete from auth.users where id = any(%s)", ([org.owner, org.admin, org.manager, org.viewer],))
 

@@ -61,7 +61,7 @@ def test_a_rolled_back_change_emits_nothing(make_org: Any, receiver: Receiver, s
                            "returning id", (org.id, org.account)).fetchone()["id"]
     outbox_before = org.conn.execute("select count(*) as n from private.outbox").fetchone()["n"]
     jobs_before = org.conn.execute("select count(*) as n from procrastinate.procrastinate_jobs "
-                                   "where task_name = 'deliver_webhook'").fetchone()["n"]
+                                   "where task_name = 'drain_webhook_endpoint'").fetchone()["n"]
     with psycopg.connect(database_url) as tx:
         tx.execute("update public.sync_runs set status = 'failed', error = 'boom' where id = %s", (run,))
         tx.execute("update public.memberships set role = 'admin' where org_id = %s and user_id = %s",
@@ -74,7 +74,7 @@ def test_a_rolled_back_change_emits_nothing(make_org: Any, receiver: Receiver, s
     time.sleep(2.0)
     assert org.conn.execute("select count(*) as n from private.outbox").fetchone()["n"] == outbox_before
     assert org.conn.execute("select count(*) as n from procrastinate.procrastinate_jobs "
-                            "where task_name = 'deliver_webhook'").fetchone()["n"] == jobs_before
+                            "where task_name = 'drain_webhook_endpoint'").fetchone()["n"] == jobs_before
     assert org.deliveries(endpoint["id"]) == []
     assert receiver.on("/rb") == []
     # The same change committed is delivered (the worker was listening all along).

@@ -218,15 +218,14 @@ def test_bad_input_is_22023_and_duplicates_23505(db: TestDB) -> None:
 def test_delete_removes_the_endpoint_its_secret_deliveries_and_waiting_jobs(db: TestDB) -> None:
     world = build_world(db)
     endpoint, delivery = with_delivery(db, world)
-    assert db.value("select count(*) from procrastinate.procrastinate_jobs where queueing_lock = %s",
-                    (f"webhook:{delivery}",)) == 1
+    lock = f"webhook-endpoint:{endpoint['id']}"
+    assert db.value("select count(*) from procrastinate.procrastinate_jobs where queueing_lock = %s", (lock,)) == 1
     with db.as_user(world.users["admin"]):
         db.execute("select public.delete_webhook_endpoint(%s)", (endpoint["id"],))
     assert db.value("select count(*) from public.webhook_endpoints where id = %s", (endpoint["id"],)) == 0
     assert db.value("select count(*) from private.webhook_secrets where endpoint_id = %s", (endpoint["id"],)) == 0
     assert db.value("select count(*) from public.webhook_deliveries where id = %s", (delivery,)) == 0
-    assert db.value("select count(*) from procrastinate.procrastinate_jobs where queueing_lock = %s",
-                    (f"webhook:{delivery}",)) == 0
+    assert db.value("select count(*) from procrastinate.procrastinate_jobs where queueing_lock = %s", (lock,)) == 0
 
 
 def test_event_types_are_listed_for_members(db: TestDB) -> None:

@@ -84,7 +84,7 @@ def test_each_source_emits_its_event_with_ids_and_useful_fields(db: TestDB) -> N
                                                   "role": "viewer"}
 
 
-def test_fan_out_creates_one_delivery_and_one_job_per_subscribed_active_endpoint(db: TestDB) -> None:
+def test_fan_out_creates_one_delivery_per_subscribed_active_endpoint_and_one_job_per_endpoint(db: TestDB) -> None:
     world = build_world(db)
     p = world.params()
     subscribed = create_endpoint(db, world.users["admin"], world.ids["org_a"], events=["sync.failed"])
@@ -104,12 +104,64 @@ def test_fan_out_creates_one_delivery_and_one_job_per_subscribed_active_endpoint
                             (event["id"],))
     assert sorted(str(d["endpoint_id"]) for d in deliveries) == sorted([subscribed["id"], also["id"]])
     assert all(d["status"] == "pending" and d["attempts"] == 0 and d["horizon_ahead"] for d in deliveries)
-    jobs = db.execute("select queue_name, task_name, lock, queueing_lock, args, status::text as status "
-                      "from procrastinate.procrastinate_jobs where task_name = 'deliver_webhook' "
-                      "and args ->> 'delivery_id' = any(%s)", ([str(d["id"]) for d in deliveries],))
-    assert sorted(j["queueing_lock"] for j in jobs) == sorted(f"webhook:{d['id']}" for d in deliveries)
+    endpoints = [subscribed["id"], also["id"]]
+
+    def drain_jobs() -> list[dict[str, Any]]:
+        return db.execute("select queue_name, task_name, lock, queueing_lock, args, status::text as status, "
+                          "priority, scheduled_at from procrastinate.procrastinate_jobs "
+                          "where task_name = 'drain_webhook_endpoint' and args ->> 'endpoint_id' = any(%s)",
+                          (endpoints,))
+
+    jobs = drain_jobs()
+    assert sorted(j["queueing_lock"] for j in jobs) == sorted(f"webhook-endpoint:{e}" for e in endpoints)
     assert all(j["queue_name"] == "webhooks" and j["status"] == "todo" and j["lock"] == j["queueing_lock"]
-               and j["args"] == {"delivery_id": j["queueing_lock"].removeprefix("webhook:")} for j in jobs)
+               and j["args"] == {"endpoint_id": j["queueing_lock"].removeprefix("webhook-endpoint:")}
+               and j["priority"] == 0 and j["scheduled_at"] is None for j in jobs)
+    # More events to the same endpoints add deliveries, never jobs.
+    for _ in range(5):
+        db.execute("select private.emit_event(%(org_a)s, 'sync.failed', '{}'::jsonb)", p)
+    assert db.value("select count(*) from public.webhook_deliveries where endpoint_id = any(%s)", (endpoints,)) == 12
+    assert drain_jobs() == jobs
+    assert db.value("select count(*) from procrastinate.procrastinate_jobs where task_name = 'deliver_webhook'") == 0
+
+
+def test_an_endpoint_waiting_for_a_retry_keeps_its_job_scheduled_until_then(db: TestDB) -> None:
+    """The oldest pending delivery decides when the drain runs: a delivery in backoff pauses its endpoint."""
+    world = build_world(db)
+    p = world.params()
+    endpoint = create_endpoint(db, world.users["admin"], world.ids["org_a"], events=["sync.failed"])
+    lock = f"webhook-endpoint:{endpoint['id']}"
+    db.execute("update public.sync_runs set status = 'failed' where id = %(sync_a)s", p)
+    first = db.value("select id from public.webhook_deliveries where endpoint_id = %s", (endpoint["id"],))
+    # Its first attempt failed: next attempt in an hour.
+    db.execute("update public.webhook_deliveries set attempts = 1, next_attempt_at = now() + interval '1 hour', "
+               "created_at = now() - interval '1 second' where id = %s", (first,))
+    db.execute("select private.emit_event(%(org_a)s, 'sync.failed', '{}'::jsonb)", p)  # a new event meanwhile
+    scheduled = db.value("select scheduled_at from procrastinate.procrastinate_jobs where queueing_lock = %s "
+                         "and status = 'todo'", (lock,))
+    assert scheduled == db.value("select next_attempt_at from public.webhook_deliveries where id = %s", (first,))
+    # Replaying the delivery in backoff brings its endpoint's drain forward.
+    with db.as_user(world.users["admin"]):
+        db.execute("select public.replay_webhook_delivery(%s)", (first,))
+    assert db.value("select scheduled_at from procrastinate.procrastinate_jobs where queueing_lock = %s "
+                    "and status = 'todo'", (lock,)) is None
+    assert db.value("select count(*) from procrastinate.procrastinate_jobs where queueing_lock = %s", (lock,)) == 1
+
+
+def test_the_sweep_queues_endpoints_whose_drain_was_lost(db: TestDB) -> None:
+    world = build_world(db)
+    p = world.params()
+    endpoint = create_endpoint(db, world.users["admin"], world.ids["org_a"], events=["sync.failed"])
+    lock = f"webhook-endpoint:{endpoint['id']}"
+    db.execute("update public.sync_runs set status = 'failed' where id = %(sync_a)s", p)
+    db.execute("delete from procrastinate.procrastinate_jobs where queueing_lock = %s", (lock,))
+    assert db.value("select private.sweep_webhook_deliveries()") == 0  # due for less than a minute
+    db.execute("update public.webhook_deliveries set next_attempt_at = now() - interval '2 minutes' "
+               "where endpoint_id = %s", (endpoint["id"],))
+    assert db.value("select private.sweep_webhook_deliveries()") >= 1
+    assert db.value("select count(*) from procrastinate.procrastinate_jobs where queueing_lock = %s "
+                    "and status = 'todo'", (lock,)) == 1
+    assert db.value("select private.sweep_webhook_deliveries()") == 0  # queued: nothing more to do
 
 
 def test_events_of_organizations_without_endpoints_create_no_deliveries(db: TestDB) -> None:
@@ -123,19 +175,20 @@ def test_events_of_organizations_without_endpoints_create_no_deliveries(db: Test
 def test_replay_rpc_requeues_with_the_same_event_and_refuses_others(db: TestDB) -> None:
     world = build_world(db)
     p = world.params()
-    create_endpoint(db, world.users["admin"], world.ids["org_a"], events=["sync.failed"])
+    endpoint = create_endpoint(db, world.users["admin"], world.ids["org_a"], events=["sync.failed"])
+    lock = f"webhook-endpoint:{endpoint['id']}"
     db.execute("update public.sync_runs set status = 'failed' where id = %(sync_a)s", p)
     delivery = db.one("select id, event_id from public.webhook_deliveries where org_id = %(org_a)s", p)
     db.execute("update public.webhook_deliveries set status = 'dead', next_attempt_at = null where id = %s",
                (delivery["id"],))
-    db.execute("delete from procrastinate.procrastinate_jobs where queueing_lock = %s", (f"webhook:{delivery['id']}",))
+    db.execute("delete from procrastinate.procrastinate_jobs where queueing_lock = %s", (lock,))
     with db.as_user(world.users["admin"]):
         result = db.value("select public.replay_webhook_delivery(%s)", (delivery["id"],))
         again = db.value("select public.replay_webhook_delivery(%s)", (delivery["id"],))
     assert result["event_id"] == str(delivery["event_id"]) and result["previous_status"] == "dead"
     assert again["previous_status"] == "pending"
     assert db.value("select count(*) from procrastinate.procrastinate_jobs where queueing_lock = %s and "
-                    "status = 'todo'", (f"webhook:{delivery['id']}",)) == 1
+                    "status = 'todo'", (lock,)) == 1
     assert db.value("select status::text from public.webhook_deliveries where id = %s", (delivery["id"],)) == "pending"
     for persona, sqlstate in (("manager", "42501"), ("owner_b", "P0002"), ("outsider", "P0002")):
         with pytest.raises(psycopg.Error) as caught, db.as_user(world.users[persona]):
@@ -144,20 +197,26 @@ def test_replay_rpc_requeues_with_the_same_event_and_refuses_others(db: TestDB) 
 
 
 def test_replay_waits_for_a_running_attempt_but_not_for_a_job_being_closed(db: TestDB) -> None:
-    """23505 while an attempt runs; once the attempt has recorded its result, its closing job is no obstacle."""
+    """23505 while an attempt runs; once the attempt has recorded its result, the running drain is no obstacle."""
     world = build_world(db)
     p = world.params()
-    create_endpoint(db, world.users["admin"], world.ids["org_a"], events=["sync.failed"])
+    endpoint = create_endpoint(db, world.users["admin"], world.ids["org_a"], events=["sync.failed"])
     db.execute("update public.sync_runs set status = 'failed' where id = %(sync_a)s", p)
     delivery = db.value("select id from public.webhook_deliveries where org_id = %(org_a)s", p)
-    lock = f"webhook:{delivery}"
+    lock = f"webhook-endpoint:{endpoint['id']}"
+    # The endpoint's drain runs and has opened an attempt of this delivery.
     db.execute("update procrastinate.procrastinate_jobs set status = 'doing' where queueing_lock = %s", (lock,))
+    db.execute("update public.webhook_deliveries set attempts = 1 where id = %s", (delivery,))
+    db.execute("insert into public.webhook_delivery_attempts (delivery_id, org_id, attempt) values (%s, %s, 1)",
+               (delivery, world.ids["org_a"]))
     with pytest.raises(psycopg.Error) as caught, db.as_user(world.users["admin"]):
         db.execute("select public.replay_webhook_delivery(%s)", (delivery,))
     assert caught.value.sqlstate == "23505" and "in progress" in (caught.value.diag.message_primary or "")
-    # The attempt has been recorded; Procrastinate has not yet marked its job finished.
+    # The attempt has been recorded; the drain is still running (other deliveries, or closing).
     db.execute("update public.webhook_deliveries set status = 'delivered', delivered_at = now(), "
-               "next_attempt_at = null, attempts = 1 where id = %s", (delivery,))
+               "next_attempt_at = null where id = %s", (delivery,))
+    db.execute("update public.webhook_delivery_attempts set outcome = 'delivered', finished_at = now() "
+               "where delivery_id = %s", (delivery,))
     with db.as_user(world.users["admin"]):
         result = db.value("select public.replay_webhook_delivery(%s)", (delivery,))
     assert result["previous_status"] == "delivered" and result["status"] == "pending"

@@ -50,14 +50,17 @@ def test_the_sync_jobs_own_reauth_notice_is_not_repeated(db: TestDB) -> None:
     assert recipients(db, world, "account.needs_reauth") == {"manager", "admin", "owner"}
 
 
-def test_anomalies_and_answers_go_to_every_member_but_the_asker(db: TestDB) -> None:
+def test_anomalies_go_to_every_member_and_answers_to_nobody(db: TestDB) -> None:
+    """An answer is the asker's (returned to them); it is still an event for webhooks, not a notification."""
     world = build_world(db)
     everyone = {"viewer", "analyst", "manager", "admin", "owner", "extra"}
     assert recipients(db, world, "anomaly.detected") == everyone  # the factory's anomaly
     with db.as_user(world.users["analyst"]):
         db.execute("insert into public.insights (org_id, kind, title, body, question) "
                    "values (%(org_a)s, 'answer', 'Growth', 'It grew.', 'How?')", world.params())
-    assert recipients(db, world, "insight.created") == everyone - {"analyst"}
+    assert db.value("select count(*) from private.outbox where org_id = %(org_a)s and type = 'insight.created'",
+                    world.params()) == 1
+    assert recipients(db, world, "insight.created") == set()
 
 
 def test_membership_events_go_to_admins_and_the_member_concerned(db: TestDB) -> None:
