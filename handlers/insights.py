@@ -14,7 +14,10 @@ from arti.insights import ChatModel, answer_question
 from handlers.db import as_user, fetch_one
 from handlers.errors import HandlerError
 from handlers.inputs import Input, json_body
+from handlers.ratelimit import admit_member
 from handlers.services import Services, authenticate, services
+
+ASK_REFUSAL = "asking needs the insights.ask permission (analyst or above) in this organization"
 
 
 class AskBody(Input):
@@ -46,12 +49,14 @@ async def ask(request: Request) -> Response:
     claims = await authenticate(request)
     raw = await json_body(request, '{"org_id": "...", "question": "...", "artist_id": "... (optional)"}')
     body = AskBody.model_validate(raw)
+    # Permission, then the per-user and per-organization rate limits, before retrieval and the LLM.
+    await admit_member(svc, claims.as_dict(), body.org_id, route="insights_ask", permission="insights.ask",
+                       refusal=ASK_REFUSAL)
     embedder, llm = _answering(svc, request)
     async with as_user(svc.pool, claims.as_dict(), svc.db_timeout) as conn:
         allowed = await fetch_one(conn, "select private.has_permission(%s, 'insights.ask') as ok", (body.org_id,))
         if not allowed or not allowed["ok"]:
-            raise HandlerError(403, "forbidden", "asking needs the insights.ask permission (analyst or above) "
-                                                 "in this organization")
+            raise HandlerError(403, "forbidden", ASK_REFUSAL)
         answer = await answer_question(conn, body.org_id, body.question.strip(), artist_id=body.artist_id,
                                        embedder=embedder, llm=llm)
     payload: dict[str, Any] = {

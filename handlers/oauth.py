@@ -77,6 +77,7 @@ from handlers.db import Conn, as_user, become_service, become_user, fetch_one, t
 from handlers.errors import HandlerError
 from handlers.inputs import Input, json_body
 from handlers.provider_revoke import revoke_grant
+from handlers.ratelimit import take as take_rate_limit
 from handlers.redirects import with_query
 from handlers.services import Services, authenticate, provider_name, services
 
@@ -226,6 +227,7 @@ async def oauth_start(request: Request) -> Response:
         if not row["artist_ok"]:
             raise HandlerError(404, "artist_not_found", "no such artist in this organization")
         await become_service(conn)
+        await take_rate_limit(conn, "oauth_start", claims.sub, params.org_id)  # 429 before any state is written
         await conn.execute(
             "insert into private.oauth_states (id, state_hash, provider, user_id, org_id, artist_id, "
             "code_verifier_encrypted, redirect_to, expires_at) "
