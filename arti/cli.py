@@ -151,7 +151,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.worker import main as worker_main
 
     return worker_main(settings, concurrency=args.concurrency or settings.worker_concurrency,
-                       queues=args.queue or None)
+                       queues=args.queue or None, sync_concurrency=args.sync_concurrency)
 
 
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
@@ -355,7 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-seed", action="store_true", help="do not load supabase/seed.sql")
     worker = sub.add_parser("worker", help="run a Procrastinate worker (graceful on SIGTERM)")
     worker.add_argument("--concurrency", type=int, help="jobs run at once (default ARTI_WORKER_CONCURRENCY or 4)")
-    worker.add_argument("--queue", action="append", help="only these queues (repeatable)")
+    worker.add_argument("--queue", action="append",
+                        help="only these queues (repeatable); default: every queue, plus slots kept for syncs")
+    worker.add_argument("--sync-concurrency", type=int, metavar="N",
+                        help="extra job slots for the sync queue only (default ARTI_WORKER_SYNC_CONCURRENCY or 2; "
+                             "0: none)")
     worker.set_defaults(func=cmd_worker)
     sync = sub.add_parser("sync", help="queue provider syncs now")
     target = sync.add_mutually_exclusive_group(required=True)

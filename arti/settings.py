@@ -97,6 +97,10 @@ class Settings(BaseSettings):
         description="Route provider API calls through this HTTP endpoint (egress gateway; fakes in e2e tests).",
     )
     worker_concurrency: int = Field(default=4, ge=1, le=64, validation_alias="ARTI_WORKER_CONCURRENCY")
+    worker_sync_concurrency: int = Field(
+        default=2, ge=0, le=64, validation_alias="ARTI_WORKER_SYNC_CONCURRENCY",
+        description="Job slots `arti worker` keeps for the sync queue on top of its concurrency (0: none).",
+    )
     stalled_worker_seconds: float = Field(
         default=30.0, ge=1, validation_alias="ARTI_STALLED_WORKER_SECONDS",
         description="A worker silent this long is dead: its running jobs are re-queued.",

@@ -40,6 +40,9 @@ from jobs.app import app
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+SYNC_PRIORITY = 10
+"""Syncs are fetched before other jobs (priority 0) by a worker serving several queues; private.enqueue_sync
+defers them with the same priority."""
 BACKOFF_BASE_SECONDS = 15
 MAX_RATE_LIMIT_WAIT = 30.0
 
@@ -198,7 +201,7 @@ async def _finish(conn: psycopg.AsyncConnection[Any], sync_run_id: str, status: 
     )
 
 
-@app.task(name="sync_account", queue="sync", retry=SyncRetry(), pass_context=True)
+@app.task(name="sync_account", queue="sync", priority=SYNC_PRIORITY, retry=SyncRetry(), pass_context=True)
 async def sync_account(context: procrastinate.JobContext, sync_run_id: str) -> dict[str, Any]:
     """Procrastinate entry point: one sync run."""
     attempts = context.job.attempts if context.job else 0
