@@ -77,8 +77,10 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout
 
 
 @contextmanager
-def serve(name: str, db_url: str, folder: Path) -> Iterator[str]:
-    """A uvicorn server for `name` on a free loopback port; yields the URL of PATH; stopped afterwards."""
+def serve(name: str, db_url: str, folder: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A uvicorn server for `name` on a free loopback port; yields the URL of PATH; stopped afterwards.
+
+    `env` adds to (or overrides) the server's environment."""
     port = free_port()
     log_path = folder / f"{name}.log"
     out: IO[bytes]
@@ -86,7 +88,7 @@ def serve(name: str, db_url: str, folder: Path) -> Iterator[str]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", *SERVERS[name], "--host", "127.0.0.1", "--port", str(port),
              *UVICORN_OPTIONS],
-            cwd=PROJECT_ROOT, env=_child_env(db_url), stdout=out, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT, env={**_child_env(db_url), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
         )
         try:
             url = f"http://127.0.0.1:{port}{PATH}"

@@ -17,7 +17,15 @@ from typing import Any
 from arti.errors import ArtiError
 from arti.migrate import migrate
 from arti.settings import PROJECT_ROOT
-from bench import dashboard_rls, handlers_http, metric_ingest, retrieval, worker_throughput
+from bench import (
+    dashboard_rls,
+    fair_queues,
+    handlers_http,
+    metric_ingest,
+    rate_limits,
+    retrieval,
+    worker_throughput,
+)
 from bench import db as benchdb
 from bench.generate import SIZES, current_dataset, generate, regenerate_chunks, with_chunks
 from bench.report import Result, format_table, write_json
@@ -29,6 +37,8 @@ BENCHMARKS: dict[str, BenchmarkFn] = {
     worker_throughput.NAME: worker_throughput.run,
     retrieval.NAME: retrieval.run,
     handlers_http.NAME: handlers_http.run,
+    rate_limits.NAME: rate_limits.run,
+    fair_queues.NAME: fair_queues.run,
 }
 SCHEMA_VERSION = 1
 

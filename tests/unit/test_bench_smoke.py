@@ -1,8 +1,9 @@
 """Smoke test of the benchmark harness: generate the small dataset, run every benchmark once, check the JSON.
 
 Every benchmark runs: dashboard_rls, metric_ingest, worker_throughput (a real Procrastinate worker,
-60 jobs), retrieval (20k chunks, HNSW built on the fly) and handlers (two uvicorn servers started and
-stopped by the benchmark) — about 30 s.
+60 jobs), retrieval (20k chunks, HNSW built on the fly), handlers (two uvicorn servers started and
+stopped by the benchmark), rate_limits (one flood of insights/ask through uvicorn) and fair_queues (a real
+`arti worker` process, 20 syncs on an idle queue and 20 during a webhook flood) — about a minute.
 
 No timing is asserted (benchmarks report ratios; a loaded CI machine must not fail this). It uses its
 own cluster (.arti/bench-smoke-db, port 54331 or ARTI_BENCH_SMOKE_PORT) rather than the bench
@@ -99,6 +100,19 @@ def test_small_run_writes_every_benchmark(tmp_path: Path, capsys: pytest.Capture
         else:
             assert r["stat"] == "p95"
     assert retrieval["details"]["plans"]["large"]["plan"]
+
+    limits = payload["benchmarks"]["rate_limits"]
+    admitted = next(r for r in limits["results"] if r["name"] == "rate_limits.insights_ask.admitted_vs_limit")
+    assert admitted["kind"] == "score" and admitted["target"] == "<= 1.0"
+    floods = admitted["params"]["floods"]
+    assert len(floods) == 1 and floods[0]["admitted"] + floods[0]["refused"] == admitted["params"]["calls_per_flood"]
+    assert admitted["params"]["limit_per_user"] <= floods[0]["admitted"] <= floods[0]["allowed_at_most"]
+
+    fair = payload["benchmarks"]["fair_queues"]
+    (latency,) = fair["results"]
+    assert latency["name"] == "fair_queues.sync_defer_to_start.flood_vs_idle" and latency["stat"] == "p95"
+    assert latency["measured"]["reps"] == latency["baseline"]["reps"] == latency["params"]["samples"]
+    assert fair["details"]["pending_after_block"] and all(n > 0 for n in fair["details"]["pending_after_block"])
 
     handlers = payload["benchmarks"]["handlers"]
     throughput = next(r for r in handlers["results"] if r["kind"] == "throughput")
