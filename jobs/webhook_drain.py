@@ -95,7 +95,7 @@ async def _send_due(conn: psycopg.AsyncConnection[Any], endpoint_id: str, outcom
         if not head["due"]:
             return "paused until the oldest pending delivery's next attempt"
         try:
-            result = await deliver(str(head["id"]), settings=settings, http=client, resolver=resolver)
+            result = await deliver(str(head["id"]), settings=settings, http=client, resolver=resolver, conn=conn)
             outcomes[result.get("status", "skipped")] += 1
         except RetryLater:
             outcomes["retry"] += 1

@@ -397,10 +397,16 @@ async def _finish(conn: psycopg.AsyncConnection[Any], claim: dict[str, Any], att
 
 
 async def deliver(delivery_id: str, *, settings: Settings | None = None, http: httpx.AsyncClient | None = None,
-                  resolver: Resolver | None = None) -> dict[str, Any]:
-    """Make one attempt of a delivery. Raises RetryLater when another attempt is due later."""
-    settings = settings or get_settings()
-    conn = await psycopg.AsyncConnection.connect(settings.database_url(), autocommit=True, row_factory=dict_row)
+                  resolver: Resolver | None = None,
+                  conn: psycopg.AsyncConnection[Any] | None = None) -> dict[str, Any]:
+    """Make one attempt of a delivery. Raises RetryLater when another attempt is due later.
+
+    `conn` (autocommit, dict rows; the drain's) is used and left open; without it one is opened for the attempt.
+    """
+    own = conn is None
+    if conn is None:
+        conn = await psycopg.AsyncConnection.connect((settings or get_settings()).database_url(), autocommit=True,
+                                                     row_factory=dict_row)
     try:
         config = await load_config(conn)
         claimed = await _claim(conn, delivery_id)
@@ -411,7 +417,8 @@ async def deliver(delivery_id: str, *, settings: Settings | None = None, http: h
         outcome = await _attempt(conn, claim, config, http, resolver)
         row = await _finish(conn, claim, attempt_id, outcome, config, started)
     finally:
-        await conn.close()
+        if own:
+            await conn.close()
     if row is None:
         # Nothing to record or retry: the endpoint was deleted, and its delivery log with it, during the attempt.
         logger.info("webhook delivery %s: cancelled, its endpoint %s was deleted during attempt %s (%s)",

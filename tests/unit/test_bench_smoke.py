@@ -3,7 +3,7 @@
 Every benchmark runs: dashboard_rls, metric_ingest, worker_throughput (a real Procrastinate worker,
 60 jobs), retrieval (20k chunks, HNSW built on the fly), handlers (two uvicorn servers started and
 stopped by the benchmark), rate_limits (one flood of insights/ask through uvicorn) and fair_queues (a real
-`arti worker` process, 20 syncs on an idle queue and 20 during a webhook flood) — about a minute.
+`arti worker` process, 40 syncs on an idle queue and 40 during a webhook flood) — about a minute.
 
 No timing is asserted (benchmarks report ratios; a loaded CI machine must not fail this). It uses its
 own cluster (.arti/bench-smoke-db, port 54331 or ARTI_BENCH_SMOKE_PORT) rather than the bench
