@@ -141,9 +141,9 @@ def test_syncs_start_at_once_while_webhook_drains_fill_every_general_slot(
                  "'role', 'viewer')) from generate_series(1, %s) as g", (org, EVENTS))
     worker()
 
-    def drains_running() -> int:
+    def drains_running() -> int:  # webhook jobs running, whatever their task
         return conn.execute("select count(*) as n from procrastinate.procrastinate_jobs where status = 'doing' "
-                            "and queueing_lock like 'webhook-endpoint:%%'").fetchone()["n"]
+                            "and queue_name = 'webhooks'").fetchone()["n"]
 
     wait_until(lambda: drains_running() == 4 and len(receiver.requests) >= 8, timeout=30,
                what="the webhook drains to fill the worker's 4 general slots")
