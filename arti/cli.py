@@ -52,15 +52,55 @@ def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from arti.migrate import migrate
 
     with connect(settings.database_url(), autocommit=True) as conn:
-        report = migrate(conn, settings.migrations_dir, settings.sql_functions_dir)
-    for name in report.queue:
-        print(f"applied procrastinate {name}")
+        report = migrate(conn, settings.migrations_dir)
     for name in report.applied:
         print(f"applied migration {name}")
-    for name in report.functions:
-        print(f"applied sql_functions/{name}")
-    if not report.applied and not report.functions and not report.queue:
-        print("database is up to date: no pending migrations, no changed sql_functions")
+    if not report.applied:
+        print("database is up to date: no pending migrations")
+    return 0
+
+
+def cmd_db_functions(settings: Settings, args: argparse.Namespace) -> int:
+    from arti.db import connect
+    from arti.migrate import function_drift, write_functions_migration
+
+    with connect(settings.database_url(), autocommit=True) as conn:
+        if args.write:
+            path = write_functions_migration(conn, settings.sql_functions_dir, settings.migrations_dir, args.write)
+            if path is None:
+                print("sql_functions/ and the migrations agree: no migration written")
+                return 0
+            print(f"wrote {path.relative_to(settings.migrations_dir.parent.parent)}; apply it with `arti db migrate`")
+            return 0
+        drift = function_drift(conn, settings.sql_functions_dir)
+    if not drift:
+        print("sql_functions/ and the migrated database agree")
+        return 0
+    print("sql_functions/ files that differ from the migrated database:")
+    for name in drift:
+        print(f"  {name}")
+    raise ArtiError("turn them into a migration: `arti db functions --write <name>` (then `arti db migrate`)",
+                    exit_code=3)
+
+
+def cmd_db_queue_migration(settings: Settings, args: argparse.Namespace) -> int:
+    from arti.db import connect
+    from arti.migrate import discover_migrations
+    from arti.queue_schema import pending_queue_migrations, queue_migration_sql, recorded_migrations
+
+    with connect(settings.database_url(), autocommit=True) as conn:
+        installed = bool(recorded_migrations(conn))
+        pending = pending_queue_migrations(conn)
+    if installed and not pending:
+        print("the migrations cover the installed procrastinate package: nothing to write")
+        return 0
+    latest = max((int(m.version) for m in discover_migrations(settings.migrations_dir)), default=0)
+    import datetime as dt
+
+    version = max(int(dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")), latest + 1)
+    path = settings.migrations_dir / f"{version}_{args.name}.sql"
+    path.write_text(queue_migration_sql(args.name, pending if installed else None))
+    print(f"wrote {path.name}; apply it with `arti db migrate`")
     return 0
 
 
@@ -74,11 +114,12 @@ def cmd_db_reset(settings: Settings, args: argparse.Namespace) -> int:
     cmd_db_migrate(settings, args)
     seed = settings.migrations_dir.parent / "seed.sql"
     if seed.exists() and not args.no_seed:
-        from arti.migrate import read_sql
+        from arti.migrate import load_seed
+        from arti.settings import PROJECT_ROOT
 
-        with connect(settings.database_url(), autocommit=True) as conn, conn.transaction():
-            conn.execute(read_sql(seed).encode())
-        print(f"seeded from {seed}")
+        with connect(settings.database_url(), autocommit=True) as conn:
+            load_seed(conn, seed, PROJECT_ROOT)
+        print(f"seeded from {seed} (recorded in supabase_migrations.seed_files, as `supabase db push` does)")
     return 0
 
 
@@ -342,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {
         "start": "start the embedded Postgres (initialising it on first use)",
         "stop": "stop the embedded Postgres",
-        "migrate": "apply pending migrations and changed sql_functions",
+        "migrate": "apply pending migrations (supabase/migrations, as `supabase db push` does)",
         "status": "server, port, extensions and pending migrations",
         "reset": "recreate the embedded database, migrate and load supabase/seed.sql",
     }
@@ -353,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print JSON")
         if name == "reset":
             p.add_argument("--no-seed", action="store_true", help="do not load supabase/seed.sql")
+    functions = db_sub.add_parser(
+        "functions", help="compare sql_functions/ with the migrated database; --write NAME makes the migration")
+    functions.add_argument("--write", metavar="NAME",
+                           help="write supabase/migrations/<now>_NAME.sql with the files that differ")
+    functions.set_defaults(func=cmd_db_functions)
+    queue = db_sub.add_parser("queue-migration",
+                              help="write the migration for the installed procrastinate package's schema")
+    queue.add_argument("name", help="the migration's name, e.g. procrastinate_3_11")
+    queue.set_defaults(func=cmd_db_queue_migration)
     worker = sub.add_parser("worker", help="run a Procrastinate worker (graceful on SIGTERM)")
     worker.add_argument("--concurrency", type=int, help="jobs run at once (default ARTI_WORKER_CONCURRENCY or 4)")
     worker.add_argument("--queue", action="append",

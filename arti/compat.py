@@ -1,4 +1,9 @@
-"""Applies the Supabase compatibility bootstrap where the database is not a Supabase database."""
+"""Applies the Supabase compatibility bootstrap where the database is not a Supabase database.
+
+`supabase_compat.sql` is idempotent and applied on every `arti db migrate` (it brings an older bootstrap up
+to date). `supabase_compat_once.sql` (Supabase's default privileges on `public`, which the foundation
+migration narrows) runs only when the bootstrap first creates the `auth` schema.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from typing import Any
 
 import psycopg
 
-COMPAT_SQL = Path(__file__).with_name("sql") / "supabase_compat.sql"
+SQL_DIR = Path(__file__).with_name("sql")
+COMPAT_SQL = SQL_DIR / "supabase_compat.sql"
+COMPAT_ONCE_SQL = SQL_DIR / "supabase_compat_once.sql"
 COMPAT_MARKER = "arti-compat"
 
 
@@ -24,10 +31,13 @@ def compat_state(conn: psycopg.Connection[Any]) -> str:
 
 def apply_compat(conn: psycopg.Connection[Any]) -> bool:
     """Apply the bootstrap unless the database is a real Supabase one. Returns True when applied."""
-    if compat_state(conn) == "supabase":
-        return False
     with conn.transaction():
         # Role creation races between concurrent bootstraps of databases in one cluster.
         conn.execute("select pg_advisory_xact_lock(hashtext('arti-compat'))")
-        conn.execute(COMPAT_SQL.read_text())
+        state = compat_state(conn)
+        if state == "supabase":
+            return False
+        conn.execute(COMPAT_SQL.read_text().encode())
+        if state == "absent":
+            conn.execute(COMPAT_ONCE_SQL.read_text().encode())
     return True

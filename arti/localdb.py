@@ -76,6 +76,34 @@ def port_owner(port: int) -> str | None:
     return "another program (its process is not visible to this user)"
 
 
+def self_signed_certificate() -> tuple[bytes, bytes]:
+    """PEM certificate and key for `localhost` and 127.0.0.1 (the embedded cluster's TLS; local use only)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 @dataclass
 class ClusterStatus:
     """What `arti db status` reports about the cluster process."""
@@ -175,7 +203,14 @@ class LocalCluster:
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
             "unix_socket_directories": f"'{self.run_dir}'",
-            "shared_preload_libraries": "'pg_cron'",
+            # As on Supabase: pg_stat_statements preloaded (`supabase inspect db` reads it), pg_cron for schedules.
+            "shared_preload_libraries": "'pg_stat_statements,pg_cron'",
+            "pg_stat_statements.track": "all",
+            # TLS with a certificate made for this cluster (tools that default to TLS, such as the Supabase
+            # CLI's --db-url, connect without `sslmode=disable`); plain connections stay allowed on loopback.
+            "ssl": "on",
+            "ssl_cert_file": "'server.crt'",
+            "ssl_key_file": "'server.key'",
             "cron.database_name": f"'{self.cron_database}'",
             "cron.timezone": "'UTC'",
             "wal_level": "logical",
@@ -194,6 +229,19 @@ class LocalCluster:
         path.write_text("# Written by arti.localdb; edits are overwritten on start.\n" + body)
         if self.as_root:
             shutil.chown(path, SERVER_USER)
+
+    def _ensure_certificate(self) -> None:
+        """A self-signed certificate for localhost/127.0.0.1 in the data folder (made once, kept 10 years)."""
+        cert, key = self.pgdata / "server.crt", self.pgdata / "server.key"
+        if cert.exists() and key.exists():
+            return
+        cert_pem, key_pem = self_signed_certificate()
+        key.touch(mode=0o600)
+        key.write_bytes(key_pem)
+        cert.write_bytes(cert_pem)
+        if self.as_root:
+            for path in (cert, key):
+                shutil.chown(path, SERVER_USER, SERVER_USER)
 
     def status(self) -> ClusterStatus:
         pid: int | None = None
@@ -230,6 +278,7 @@ class LocalCluster:
             )
         self.init()
         self._prepare_dir(self.run_dir)
+        self._ensure_certificate()
         self._write_config()
         if self.as_root and self.log_file.exists():
             shutil.chown(self.log_file, SERVER_USER)

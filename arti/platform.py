@@ -188,7 +188,7 @@ def wait_healthy(timeout: float = 90.0) -> dict[str, Any]:
 def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str, str]]:
     from arti.cli import embedded_cluster
     from arti.db import connect
-    from arti.migrate import migrate, read_sql
+    from arti.migrate import load_seed, migrate
 
     settings.check_edge_security()  # before anything starts: a refused configuration leaves nothing running
     steps: list[tuple[str, str]] = []
@@ -196,11 +196,11 @@ def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str,
         cluster: LocalCluster = embedded_cluster(settings)
         steps.append(("postgres", "started" if cluster.start() else "already running"))
     with connect(settings.database_url(), autocommit=True) as conn:
-        report = migrate(conn, settings.migrations_dir, settings.sql_functions_dir)
-        steps.append(("migrations", f"{len(report.applied)} applied, {len(report.functions)} functions updated"))
+        report = migrate(conn, settings.migrations_dir)
+        steps.append(("migrations", f"{len(report.applied)} applied"))
         if demo:
-            conn.execute(read_sql(settings.migrations_dir.parent / "seed.sql").encode())
-            steps.append(("demo data", "loaded (idempotent)"))
+            ran = load_seed(conn, settings.migrations_dir.parent / "seed.sql", PROJECT_ROOT)
+            steps.append(("demo data", "loaded" if ran else "already loaded (same seed.sql)"))
     supervisor = Supervisor(settings)
     for service in services(settings):
         steps.append((service.name, supervisor.start(service)))

@@ -61,6 +61,39 @@ class LocalUser:
 
 _COLUMNS = "id, email, raw_app_meta_data, raw_user_meta_data, created_at, banned_until"
 
+INSERT_USER_SQL = """
+with new_user as (
+    insert into auth.users (
+        instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+        confirmation_token, recovery_token, email_change_token_new, email_change, email_change_token_current,
+        phone_change, phone_change_token, reauthentication_token,
+        raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at, updated_at, is_sso_user, is_anonymous
+    )
+    values (
+        '00000000-0000-0000-0000-000000000000', coalesce(%(id)s::uuid, extensions.gen_random_uuid()),
+        'authenticated', 'authenticated', %(email)s,
+        extensions.crypt(%(password)s::text, extensions.gen_salt('bf', 10)),
+        case when %(confirmed)s then now() end,
+        '', '', '', '', '', '', '', '',
+        %(app_meta)s::jsonb, %(user_meta)s::jsonb, false, now(), now(), false, false
+    )
+    returning *
+),
+identity as (
+    insert into auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+    select u.id::text, u.id,
+        jsonb_build_object('sub', u.id::text, 'email', u.email, 'email_verified', %(confirmed)s,
+                           'phone_verified', false),
+        'email', now(), now(), now()
+    from new_user as u
+)
+select {columns} from new_user
+""".replace("{columns}", _COLUMNS)
+"""A user exactly as GoTrue's admin API writes one (the nil instance id, aud and role `authenticated`, empty
+token columns: GoTrue cannot read NULL there) plus its `email` identity, through which GoTrue signs in with a
+password. The password is bcrypt-hashed as GoTrue does; a NULL password leaves no hash (no password sign-in).
+Parameters: id (NULL: a new one), email, password, confirmed, app_meta and user_meta (JSON text)."""
+
 
 def require_local_auth(conn: psycopg.Connection[Any]) -> None:
     """Refuse unless this database's auth schema is the embedded-mode stand-in."""
@@ -97,14 +130,10 @@ def create_user(conn: psycopg.Connection[Any], email: str, *, password: str | No
     user_meta = {"full_name": full_name} if full_name else {}
     try:
         with conn.transaction():
-            row = conn.execute(
-                "insert into auth.users (instance_id, aud, role, email, encrypted_password, email_confirmed_at, "
-                "raw_app_meta_data, raw_user_meta_data, created_at, updated_at) "
-                "values (%s, 'authenticated', 'authenticated', %s, "
-                "extensions.crypt(%s::text, extensions.gen_salt('bf', 10)), "  # strict: no password, null hash
-                f"now(), %s, %s, now(), now()) returning {_COLUMNS}",
-                (GOTRUE_INSTANCE_ID, address, password, json.dumps(app_meta), json.dumps(user_meta)),
-            ).fetchone()
+            row = conn.execute(INSERT_USER_SQL, {
+                "id": None, "email": address, "password": password, "confirmed": True,
+                "app_meta": json.dumps(app_meta), "user_meta": json.dumps(user_meta),
+            }).fetchone()
     except psycopg.errors.UniqueViolation:
         raise ArtiError(f"a user with email {address} already exists (see `arti users list`)") from None
     assert row is not None

@@ -68,7 +68,7 @@ def build_database(cluster: LocalCluster) -> str:
     cluster.recreate_database()
     url = database_url(cluster)
     with connect(url) as conn:
-        migrate(conn, PROJECT_ROOT / "supabase" / "migrations", PROJECT_ROOT / "sql_functions")
+        migrate(conn, PROJECT_ROOT / "supabase" / "migrations")
     return url
 
 

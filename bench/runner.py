@@ -90,11 +90,11 @@ def ensure_dataset(cluster: Any, spec_name: str, *, regenerate: bool, strategy: 
     spec = with_chunks(SIZES[spec_name], chunks)
     found = None if regenerate else current_dataset(url)
     if found is not None and found["spec"] == spec.as_json():
-        # A reused dataset still gets the current schema and functions (only what changed is applied).
+        # A reused dataset still gets the current schema and functions (the pending migrations).
         with benchdb.connect(url) as conn:
-            applied = migrate(conn, PROJECT_ROOT / "supabase" / "migrations", PROJECT_ROOT / "sql_functions")
-        if applied.applied or applied.functions:
-            _log(f"dataset: applied {len(applied.applied)} migration(s), {len(applied.functions)} function file(s)")
+            applied = migrate(conn, PROJECT_ROOT / "supabase" / "migrations")
+        if applied.applied:
+            _log(f"dataset: applied {len(applied.applied)} migration(s)")
         _log(f"dataset: {spec_name}, generated {found['generated_at']:%Y-%m-%d %H:%M} UTC "
              f"in {found['timings']['total']:.1f} s (reused; --regenerate to rebuild)")
         return found, False

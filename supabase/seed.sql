@@ -1,20 +1,43 @@
 -- =============================================================================================
 -- Demo data: one organization ("Northstar Music") with a user in every role, three artists,
 -- accounts on all four providers and a year of daily metrics (deterministic, with a few spikes),
--- so dashboards, insights and benchmarks have something to show. Password for every demo user:
--- "arti-demo-password" (usable when GoTrue runs, i.e. docker or cloud mode).
+-- so dashboards, insights and benchmarks have something to show.
+-- Users are written exactly as GoTrue's admin API writes them (nil instance_id, aud and role
+-- `authenticated`, empty token columns, an `email` identity), so GoTrue can sign them in where it
+-- runs (docker and cloud modes). Password for every demo user: "arti-demo-password".
 -- =============================================================================================
 
-insert into auth.users (id, email, encrypted_password, email_confirmed_at, raw_user_meta_data, raw_app_meta_data)
+insert into auth.users (
+    instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+    confirmation_token, recovery_token, email_change_token_new, email_change, email_change_token_current,
+    phone_change, phone_change_token, reauthentication_token,
+    raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at, updated_at, is_sso_user, is_anonymous
+)
 select
+    '00000000-0000-0000-0000-000000000000'::uuid as instance_id,
     u.id::uuid,
+    'authenticated' as aud,
+    'authenticated' as role,
     u.email,
-    extensions.crypt('arti-demo-password', extensions.gen_salt('bf')) as encrypted_password,
+    extensions.crypt('arti-demo-password', extensions.gen_salt('bf', 10)) as encrypted_password,
     now() as email_confirmed_at,
-    jsonb_build_object('full_name', u.full_name) as raw_user_meta_data,
+    '' as confirmation_token,
+    '' as recovery_token,
+    '' as email_change_token_new,
+    '' as email_change,
+    '' as email_change_token_current,
+    '' as phone_change,
+    '' as phone_change_token,
+    '' as reauthentication_token,
     jsonb_build_object('provider', 'email', 'providers', jsonb_build_array('email'))
     || case when u.email like 'ops@%' then '{"platform_admin": true}'::jsonb else '{}'::jsonb end
-        as raw_app_meta_data
+        as raw_app_meta_data,
+    jsonb_build_object('full_name', u.full_name) as raw_user_meta_data,
+    false as is_super_admin,
+    now() as created_at,
+    now() as updated_at,
+    false as is_sso_user,
+    false as is_anonymous
 from (
     values
     ('00000000-0000-4000-a000-000000000001', 'owner@northstar.test', 'Olivia Owner'),
@@ -25,6 +48,25 @@ from (
     ('00000000-0000-4000-a000-000000000009', 'ops@arti.test', 'Opal Ops')
 ) as u (id, email, full_name)
 on conflict (id) do nothing;
+
+-- GoTrue signs in with a password through the user's `email` identity (provider_id = the user id).
+insert into auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+select
+    u.id::text as provider_id,
+    u.id as user_id,
+    jsonb_build_object('sub', u.id::text, 'email', u.email, 'email_verified', true, 'phone_verified', false)
+        as identity_data,
+    'email' as provider,
+    now() as last_sign_in_at,
+    now() as created_at,
+    now() as updated_at
+from auth.users as u
+where u.id in (
+        '00000000-0000-4000-a000-000000000001', '00000000-0000-4000-a000-000000000002',
+        '00000000-0000-4000-a000-000000000003', '00000000-0000-4000-a000-000000000004',
+        '00000000-0000-4000-a000-000000000005', '00000000-0000-4000-a000-000000000009'
+    )
+on conflict (provider_id, provider) do nothing;
 
 insert into public.organizations (id, name, slug, created_by)
 values (

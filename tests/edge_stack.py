@@ -12,6 +12,7 @@ Providers are faked at their HTTP boundary through ARTI_PROVIDER_GATEWAY (see te
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -120,6 +121,7 @@ class EdgeStack:
                     os.killpg(process.pid, 9)
                     process.wait(timeout=10)
         self.processes.clear()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> EdgeStack:
         return self.start()
@@ -147,6 +149,8 @@ def run_handlers_once(db_port: int, timeout: float = 30.0, **env: str) -> subpro
                               cwd=PROJECT_ROOT, env=stack.env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"the handlers kept running with {env}: {exc.stdout!r} {exc.stderr!r}") from None
+    finally:
+        stack.stop()
 
 
 def listening_sockets(pids: set[int]) -> list[tuple[str, int, int]]:

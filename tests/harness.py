@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +23,44 @@ from psycopg.rows import dict_row
 
 from arti.db import set_request_context, user_claims
 from arti.localdb import LocalCluster
-from arti.migrate import migrate
+from arti.migrate import apply_function_files, function_drift, migrate
+from arti.queue_schema import pending_queue_migrations
 from arti.settings import PROJECT_ROOT, embedded_url
+from arti.users import INSERT_USER_SQL
 
 TESTS_SQL = PROJECT_ROOT / "supabase" / "tests"
 
 
+MIGRATIONS = PROJECT_ROOT / "supabase" / "migrations"
+SQL_FUNCTIONS = PROJECT_ROOT / "sql_functions"
+
+
+@dataclass
+class SessionBuild:
+    """How the session database was built: from the migrations alone, then the sql_functions files applied on
+    top (so a function being edited can be tested before it becomes a migration). `drift` lists the files that
+    changed something when applied: tests/integration/test_migrate.py fails on it, so in CI the database under
+    test is exactly what the migrations build."""
+
+    url: str = ""
+    drift: list[str] = field(default_factory=list)
+    pending_queue_migrations: list[str] = field(default_factory=list)
+
+
+SESSION = SessionBuild()
+
+
 def build_session_database(cluster: LocalCluster) -> str:
-    """Drop and recreate the test database, migrate it and install pgTAP. Returns its URL."""
+    """Drop and recreate the test database, migrate it, apply sql_functions, install pgTAP. Returns its URL."""
     cluster.recreate_database()
     url = embedded_url(cluster.port)
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        migrate(conn, PROJECT_ROOT / "supabase" / "migrations", PROJECT_ROOT / "sql_functions")
+        migrate(conn, MIGRATIONS)
+        SESSION.drift = function_drift(conn, SQL_FUNCTIONS)
+        SESSION.pending_queue_migrations = pending_queue_migrations(conn)
+        apply_function_files(conn, SQL_FUNCTIONS)
         conn.execute("create extension if not exists pgtap with schema extensions")
+    SESSION.url = url
     return url
 
 
@@ -105,14 +131,16 @@ class TestDB:
         email = email or f"user-{user_id.hex[:8]}@example.test"
         meta = {"full_name": full_name or email.split("@")[0]}
         app = {"provider": "email", "providers": ["email"], **(app_metadata or {})}
-        self.execute(
-            "insert into auth.users (id, email, raw_user_meta_data, raw_app_meta_data, email_confirmed_at) "
-            "values (%s, %s, %s, %s, now())",
-            (user_id, email, json.dumps(meta), json.dumps(app)),
-        )
+        self.execute(INSERT_USER_SQL, {"id": user_id, "email": email, "password": None, "confirmed": True,
+                                       "app_meta": json.dumps(app), "user_meta": json.dumps(meta)})
         self.users[str(user_id)] = {"email": email, "app_metadata": app}
         return user_id
 
+
+def gotrue_user(user_id: uuid.UUID, email: str) -> dict[str, Any]:
+    """Parameters of arti.users.INSERT_USER_SQL for a confirmed user without a password."""
+    return {"id": user_id, "email": email, "password": None, "confirmed": True,
+            "app_meta": json.dumps({"provider": "email", "providers": ["email"]}), "user_meta": "{}"}
 
 
 def child_env(**settings: str) -> dict[str, str]:

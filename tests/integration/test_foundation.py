@@ -99,7 +99,11 @@ def test_no_extension_object_in_public(db: TestDB) -> None:
     assert installed["vector"] == "extensions"
     assert installed["pgtap"] == "extensions"
     assert installed["pgcrypto"] == "extensions"
-    assert "pg_cron" in installed
+    # As on Supabase (Security Advisor lint 0014): pg_cron in pg_catalog, pg_stat_statements in extensions.
+    assert installed["pg_cron"] == "pg_catalog"
+    assert installed["pg_stat_statements"] == "extensions"
+    assert [name for name, schema in installed.items() if schema == "public"] == []
+    assert "pg_graphql" not in installed
 
 
 @pytest.mark.parametrize("schema", ["private", "extensions", "supabase_migrations", "cron", "auth", "procrastinate"])

@@ -17,8 +17,9 @@ from psycopg.rows import dict_row
 
 from arti.insights import ChatModel, answer_question, retrieve, vector_literal
 from arti.settings import PROJECT_ROOT
+from arti.users import INSERT_USER_SQL
 from tests.factories import add_metric_series, build_world, create_account
-from tests.harness import TestDB
+from tests.harness import TestDB, gotrue_user
 
 ORG = uuid.UUID("00000000-0000-4000-b000-000000000001")
 VIEWER = "00000000-0000-4000-a000-000000000005"
@@ -158,7 +159,7 @@ async def test_hybrid_recall_at_5_is_at_least_each_signal_alone(seeded: psycopg.
 
 async def test_retrieval_never_crosses_organizations(seeded: psycopg.AsyncConnection[Any], embedder: Any) -> None:
     outsider = uuid.uuid4()
-    await seeded.execute("insert into auth.users (id, email) values (%s, 'x@example.test')", (outsider,))
+    await seeded.execute(INSERT_USER_SQL, gotrue_user(outsider, "x@example.test"))
     await as_user(seeded, str(outsider))
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         await retrieve(seeded, ORG, "Spotify followers", None, embedder)
@@ -170,7 +171,7 @@ async def test_another_orgs_identical_chunks_never_reach_this_org(seeded: psycop
     ties with B's copy as the closest match in the corpus. In every mode the seed org's viewer gets
     only its own chunks and B's member only B's; B's member naming the seed org is refused."""
     other_org, other_member = uuid.uuid4(), uuid.uuid4()
-    await seeded.execute("insert into auth.users (id, email) values (%s, 'b-member@example.test')", (other_member,))
+    await seeded.execute(INSERT_USER_SQL, gotrue_user(other_member, "b-member@example.test"))
     await seeded.execute("insert into public.organizations (id, name, slug, created_by) "
                          "values (%s, 'Other Label', 'other-label', %s)", (other_org, other_member))
     await seeded.execute("insert into public.memberships (org_id, user_id, role) values (%s, %s, 'viewer')",

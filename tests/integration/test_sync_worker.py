@@ -18,8 +18,9 @@ from arti.crypto import TokenCipher, generate_key_setting
 from arti.providers.base import TokenSet
 from arti.settings import PROJECT_ROOT
 from arti.tokens import SAVE_SQL, token_params
+from arti.users import INSERT_USER_SQL
 from tests.fake_providers import FakeProviders
-from tests.harness import child_env, wait_until
+from tests.harness import child_env, gotrue_user, wait_until
 from tests.unit.providers import payloads
 
 KEYS = generate_key_setting("k1")
@@ -35,7 +36,7 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
 def account(conn: psycopg.Connection[Any]) -> Iterator[dict[str, Any]]:
     """A committed org/artist/Spotify account with encrypted tokens; removed afterwards."""
     user = uuid.uuid4()
-    conn.execute("insert into auth.users (id, email) values (%s, %s)", (user, f"{user.hex[:8]}@example.test"))
+    conn.execute(INSERT_USER_SQL, gotrue_user(user, f"{user.hex[:8]}@example.test"))
     org = conn.execute("insert into public.organizations (name, slug) values ('E2E', %s) returning id",
                        (f"e2e-{user.hex[:8]}",)).fetchone()["id"]
     conn.execute("insert into public.memberships (org_id, user_id, role) values (%s, %s, 'owner')", (org, user))

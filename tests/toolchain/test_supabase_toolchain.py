@@ -33,7 +33,7 @@ from arti.compat import apply_compat
 from arti.db import connect
 from arti.errors import ArtiError
 from arti.localdb import LocalCluster
-from arti.migrate import discover_migrations, migrate, read_sql
+from arti.migrate import discover_migrations, load_seed, migrate
 from arti.settings import DEFAULT_PORTS, PROJECT_ROOT, embedded_url
 from arti.toolchain import (
     POSTGRES_META_DIR,
@@ -82,8 +82,7 @@ def _build_arti(url: str) -> str | None:
     try:
         with connect(url, autocommit=True) as conn:
             migrate(conn, MIGRATIONS_DIR)
-            with conn.transaction():
-                conn.execute(read_sql(SEED).encode())
+            load_seed(conn, SEED, PROJECT_ROOT)
     except (ArtiError, psycopg.Error) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -24,7 +24,8 @@ from psycopg.rows import dict_row
 
 from arti.db import as_role, user_claims
 from arti.settings import PROJECT_ROOT
-from tests.harness import child_env
+from arti.users import INSERT_USER_SQL
+from tests.harness import child_env, gotrue_user
 
 # -- the receiver -----------------------------------------------------------------------------------
 
@@ -225,7 +226,7 @@ class Org:
 
 def _user(conn: psycopg.Connection[Any], label: str) -> uuid.UUID:
     user = uuid.uuid4()
-    conn.execute("insert into auth.users (id, email) values (%s, %s)", (user, f"{label}-{user.hex[:8]}@example.test"))
+    conn.execute(INSERT_USER_SQL, gotrue_user(user, f"{label}-{user.hex[:8]}@example.test"))
     return user
 
 
