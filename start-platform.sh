@@ -9,6 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 mode="${ARTI_MODE:-}"
+# The local embedding model (torch, ~1.5 GB) is installed only when it is the configured provider.
+venv_extras=()
+if [ "${ARTI_EMBEDDING_PROVIDER:-}" = local ] || grep -qsE '^ARTI_EMBEDDING_PROVIDER=local' .env; then
+  venv_extras=(local-embeddings)
+fi
 demo=()
 for arg in "$@"; do
   case "$arg" in
@@ -35,12 +40,12 @@ case "$mode" in
   cloud)
     [ -n "${SUPABASE_DB_URL:-}" ] || { echo "cloud mode needs SUPABASE_DB_URL (and SUPABASE_URL + keys)" >&2; exit 1; }
     if [ "$(id -u)" -eq 0 ]; then ./scripts/install-system-deps.sh; ./scripts/reserve-ports.sh; fi
-    ./scripts/bootstrap-venv.sh >/dev/null
+    ./scripts/bootstrap-venv.sh "${venv_extras[@]}" >/dev/null
     unset ARTI_MODE
     exec .venv/bin/arti platform start "${demo[@]}" ;;
   embedded)
     if [ "$(id -u)" -eq 0 ]; then ./scripts/install-system-deps.sh; ./scripts/reserve-ports.sh; fi
-    ./scripts/bootstrap-venv.sh >/dev/null
+    ./scripts/bootstrap-venv.sh "${venv_extras[@]}" >/dev/null
     exec env -u SUPABASE_DB_URL .venv/bin/arti platform start "${demo[@]}" ;;
   *) echo "unknown mode: $mode (embedded, cloud or docker)" >&2; exit 2 ;;
 esac

@@ -12,7 +12,7 @@ say "system packages"
 ./scripts/reserve-ports.sh
 
 say "python environment"
-./scripts/bootstrap-venv.sh
+./scripts/bootstrap-venv.sh dev local-embeddings
 
 say "node tools (Supabase CLI, postgres-meta)"
 ./scripts/install-node-tools.sh
