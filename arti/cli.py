@@ -11,6 +11,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import psycopg
+from pydantic import ValidationError
+
+from arti.cli_args import OneLineParser, non_negative_int, positive_int, positive_seconds, uuid_text
 from arti.errors import ArtiError
 from arti.localdb import LocalCluster, missing_system_packages
 from arti.settings import LOCAL_JWT_SECRET, Settings, embedded_url, get_settings
@@ -285,17 +289,6 @@ limit %s
 """
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
-    return value
-
-
 def _print_failures(failures: list[dict[str, Any]]) -> None:
     """The latest failed attempts, newest first, with what became of their job."""
     if not failures:
@@ -335,7 +328,7 @@ def _print_endpoints(settings: Settings) -> None:
     from arti import platform
     from arti.jwt_auth import mint_service_key
 
-    p = platform.ports()
+    p = platform.ports(settings)
     entry = ", ".join(f"http://{a if ':' not in a else '[' + a + ']'}:{p['http']}" for a in settings.http_bind.split())
     secret = settings.verification_secret()
     if settings.mode == "embedded" and secret == LOCAL_JWT_SECRET:
@@ -372,7 +365,7 @@ def cmd_types(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arti", description="ARTi platform backend tooling")
+    parser = OneLineParser(prog="arti", description="ARTi platform backend tooling")
     sub = parser.add_subparsers(dest="command", required=True)
     db = sub.add_parser("db", help="the database: embedded Postgres and migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -404,19 +397,20 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("name", help="the migration's name, e.g. procrastinate_3_11")
     queue.set_defaults(func=cmd_db_queue_migration)
     worker = sub.add_parser("worker", help="run a Procrastinate worker (graceful on SIGTERM)")
-    worker.add_argument("--concurrency", type=int, help="jobs run at once (default ARTI_WORKER_CONCURRENCY or 4)")
+    worker.add_argument("--concurrency", type=positive_int,
+                        help="jobs run at once (default ARTI_WORKER_CONCURRENCY or 4)")
     worker.add_argument("--queue", action="append",
                         help="only these queues (repeatable); default: every queue, plus slots kept for syncs")
-    worker.add_argument("--sync-concurrency", type=int, metavar="N",
+    worker.add_argument("--sync-concurrency", type=non_negative_int, metavar="N",
                         help="extra job slots for the sync queue only (default ARTI_WORKER_SYNC_CONCURRENCY or 2; "
                              "0: none)")
     worker.set_defaults(func=cmd_worker)
     sync = sub.add_parser("sync", help="queue provider syncs now")
     target = sync.add_mutually_exclusive_group(required=True)
-    target.add_argument("--account", help="one connected account id")
-    target.add_argument("--org", help="every active account of an organization")
+    target.add_argument("--account", type=uuid_text, help="one connected account id")
+    target.add_argument("--org", type=uuid_text, help="every active account of an organization")
     target.add_argument("--all", action="store_true", help="every active account")
-    sync.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the runs to finish")
+    sync.add_argument("--wait", type=positive_seconds, metavar="SECONDS", help="wait for the runs to finish")
     sync.set_defaults(func=cmd_sync)
     plat = sub.add_parser("platform", help="start/stop the whole platform (used by start-platform.sh)")
     plat.add_argument("action", choices=["start", "stop", "status"])
@@ -431,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
                            add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
+    keys = sub.add_parser("keys", help="the key ring that encrypts provider tokens (ARTI_ENCRYPTION_KEYS)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    generate = keys_sub.add_parser("generate", help="print a new key ring value, or a rotated one with --rotate")
+    generate.add_argument("--kid", help="the key's id (default k<date><4 hex>)")
+    generate.add_argument("--rotate", action="store_true",
+                          help="put the new key in front of the current ARTI_ENCRYPTION_KEYS (old keys still decrypt)")
+    generate.set_defaults(func=cmd_keys_generate)
     types = sub.add_parser("types", help="regenerate supabase/types/database.ts from a freshly migrated database "
                            "(postgres-meta as `supabase gen types typescript` runs it)")
     types.set_defaults(func=cmd_types)
@@ -443,15 +444,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_keys_generate(settings: Settings, args: argparse.Namespace) -> int:
+    from arti.crypto import KeySettingError, generate_key_setting
+
+    if args.rotate and not settings.encryption_keys:
+        raise ArtiError("--rotate needs the current ARTI_ENCRYPTION_KEYS (environment or .env); without it, "
+                        "run `arti keys generate` for a first key ring")
+    try:
+        value = generate_key_setting(args.kid, settings.encryption_keys if args.rotate else None)
+    except (KeySettingError, ValueError) as exc:
+        raise ArtiError(f"{exc}") from None
+    print(f"ARTI_ENCRYPTION_KEYS={value}")
+    print("# keep it secret and backed up: tokens stored with a key cannot be read without it", file=sys.stderr)
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        # The benchmark harness has its own options (and --help); everything after `bench` is its.
+        import bench
+
+        return int(bench.main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ())) or 'settings'}: {err.get('msg', 'invalid')}"
+            + (f" (got {err['input']!r})" if isinstance(err.get("input"), str | int | float) else "")
+            for err in exc.errors()[:3])
+        print(f"arti: error: invalid setting {problems}; fix it in the environment or .env (see .env.example)",
+              file=sys.stderr)
+        return 2
+    try:
         return int(args.func(settings, args))
     except ArtiError as exc:
-        print("arti: error: " + " ".join(str(exc).split()), file=sys.stderr)
+        print("arti: error: " + _one_line(str(exc)), file=sys.stderr)
         return exc.exit_code
+    except psycopg.OperationalError as exc:
+        print(f"arti: error: the database is not reachable ({_one_line(str(exc))[:200]}); start it with "
+              "`arti db start`, or check SUPABASE_DB_URL", file=sys.stderr)
+        return 1
+    except psycopg.Error as exc:
+        message = _one_line(exc.diag.message_primary or str(exc))[:300]
+        print(f"arti: error: the database refused: {message} (SQLSTATE {exc.sqlstate}); check the arguments",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from arti.cli_args import positive_int
 from arti.errors import ArtiError
 from arti.settings import Settings
 
@@ -87,7 +88,7 @@ def add_commands(subparsers: Any) -> None:
     listing.add_argument("--org", help="only this organization's deliveries")
     listing.add_argument("--endpoint", help="only this endpoint's deliveries")
     listing.add_argument("--status", choices=STATUSES, help="only deliveries in this status")
-    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    listing.add_argument("--limit", type=positive_int, default=20, help="how many (default 20)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(func=cmd_webhooks_list)
     replay = sub.add_parser("replay", help="queue a new attempt of a delivery (same event id, new signature)")

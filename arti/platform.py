@@ -23,7 +23,7 @@ from typing import Any
 
 from arti.errors import ArtiError
 from arti.localdb import LocalCluster, port_owner
-from arti.settings import DEFAULT_PORTS, PROJECT_ROOT, Settings
+from arti.settings import PROJECT_ROOT, Settings
 
 
 @dataclass(frozen=True)
@@ -32,27 +32,28 @@ class Service:
 
     name: str
     argv: list[str]
-    port: int | None
+    ports: tuple[int, ...]
+    """Every port the process listens on: each must be free before it starts."""
     stop_timeout: float
 
 
-def ports() -> dict[str, int]:
-    return {
-        "http": int(os.environ.get("ARTI_HTTP_PORT", DEFAULT_PORTS["http"])),
-        "handlers": int(os.environ.get("ARTI_HANDLERS_PORT", DEFAULT_PORTS["handlers"])),
-        "studio": int(os.environ.get("ARTI_STUDIO_PORT", DEFAULT_PORTS["studio"])),
-    }
+def ports(settings: Settings | None = None) -> dict[str, int]:
+    """The platform's ports, from the environment and `.env` alike (one place: arti.settings)."""
+    from arti.settings import get_settings
+
+    s = settings or get_settings()
+    return {"http": s.http_port, "handlers": s.handlers_port, "studio": s.studio_port}
 
 
 def services(settings: Settings) -> list[Service]:
-    p = ports()
+    p = ports(settings)
     python = sys.executable
     return [
         Service("handlers", [python, "-m", "handlers", "--host", "127.0.0.1", "--port", str(p["handlers"])],
-                p["handlers"], 10.0),
-        Service("worker", [python, "-m", "arti.cli", "worker"], None, 60.0),
+                (p["handlers"],), 10.0),
+        Service("worker", [python, "-m", "arti.cli", "worker"], (), 60.0),
         Service("caddy", ["caddy", "run", "--config", str(PROJECT_ROOT / "Caddyfile"), "--adapter", "caddyfile"],
-                p["http"], 10.0),
+                (p["http"], p["studio"]), 10.0),
     ]
 
 
@@ -82,8 +83,11 @@ class Supervisor:
         return pid
 
     def environment(self) -> dict[str, str]:
-        p = ports()
+        p = ports(self.settings)
         env = dict(os.environ)
+        # Caddy and the handlers read these from their environment: pass the settings, wherever they came from.
+        env["ARTI_HTTP_PORT"], env["ARTI_HANDLERS_PORT"] = str(p["http"]), str(p["handlers"])
+        env["ARTI_STUDIO_PORT"] = str(p["studio"])
         env.setdefault("ARTI_HANDLERS_UPSTREAM", f"127.0.0.1:{p['handlers']}")
         # Caddy reads its listen address from the environment: pass the setting, wherever it came from (.env too).
         env["ARTI_HTTP_BIND"] = self.settings.http_bind
@@ -96,10 +100,10 @@ class Supervisor:
     def start(self, service: Service) -> str:
         if self.pid(service.name):
             return "already running"
-        if service.port is not None:
-            owner = port_owner(service.port)
+        for port in service.ports:
+            owner = port_owner(port)
             if owner:
-                raise ArtiError(f"port {service.port} (for {service.name}) is already in use by {owner}; stop it "
+                raise ArtiError(f"port {port} (for {service.name}) is already in use by {owner}; stop it "
                                 f"or choose another port (see .env.example)")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -172,8 +176,8 @@ def http_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
         return 0, None
 
 
-def wait_healthy(timeout: float = 90.0) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{ports()['http']}/health"
+def wait_healthy(settings: Settings, timeout: float = 90.0) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{ports(settings)['http']}/health"
     deadline = time.monotonic() + timeout
     status, body = 0, None
     while time.monotonic() < deadline:
@@ -191,6 +195,13 @@ def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str,
     from arti.migrate import load_seed, migrate
 
     settings.check_edge_security()  # before anything starts: a refused configuration leaves nothing running
+    supervisor = Supervisor(settings)
+    for service in services(settings):  # every port checked before anything of ours starts, Postgres included
+        for port in service.ports:
+            owner = None if supervisor.pid(service.name) else port_owner(port)
+            if owner:
+                raise ArtiError(f"port {port} (for {service.name}) is already in use by {owner}; stop it "
+                                f"or choose another port (see .env.example)")
     steps: list[tuple[str, str]] = []
     if settings.mode == "embedded":
         cluster: LocalCluster = embedded_cluster(settings)
@@ -204,7 +215,7 @@ def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str,
     supervisor = Supervisor(settings)
     for service in services(settings):
         steps.append((service.name, supervisor.start(service)))
-    wait_healthy()
+    wait_healthy(settings)
     steps.append(("health", "200"))
     return steps
 
@@ -222,5 +233,5 @@ def stop_platform(settings: Settings) -> list[tuple[str, str]]:
 def status_platform(settings: Settings) -> dict[str, Any]:
     supervisor = Supervisor(settings)
     state: dict[str, Any] = {s.name: supervisor.pid(s.name) for s in services(settings)}
-    state["health"] = http_json(f"http://127.0.0.1:{ports()['http']}/health")
+    state["health"] = http_json(f"http://127.0.0.1:{ports(settings)['http']}/health")
     return state

@@ -48,7 +48,8 @@ EMBEDDED_PASSWORD = "postgres"  # noqa: S105 (Supabase local default)
 class Settings(BaseSettings):
     """All runtime configuration. Unset values fall back to embedded mode."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # The project's .env wherever the command runs from (environment variables win over it).
+    model_config = SettingsConfigDict(env_file=PROJECT_ROOT / ".env", extra="ignore", populate_by_name=True)
 
     db_url: str | None = Field(
         default=None,
@@ -116,7 +117,13 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(default=None, validation_alias="ARTI_LLM_API_KEY")
     llm_timeout_seconds: float = Field(default=30.0, gt=0, validation_alias="ARTI_LLM_TIMEOUT_SECONDS")
 
-    db_port: int = Field(default=EMBEDDED_PORT, validation_alias="ARTI_DB_PORT")
+    db_port: int = Field(default=EMBEDDED_PORT, ge=1, le=65535, validation_alias="ARTI_DB_PORT")
+    http_port: int = Field(default=DEFAULT_PORTS["http"], ge=1, le=65535, validation_alias="ARTI_HTTP_PORT",
+                           description="Caddy's API listener (the platform's one entry point).")
+    handlers_port: int = Field(default=DEFAULT_PORTS["handlers"], ge=1, le=65535,
+                               validation_alias="ARTI_HANDLERS_PORT", description="uvicorn (handlers), loopback.")
+    studio_port: int = Field(default=DEFAULT_PORTS["studio"], ge=1, le=65535, validation_alias="ARTI_STUDIO_PORT",
+                             description="Caddy's tools listener (Studio, n8n), loopback.")
     data_dir: Path = Field(default=PROJECT_ROOT / ".arti", validation_alias="ARTI_DATA_DIR")
     migrations_dir: Path = Field(default=PROJECT_ROOT / "supabase" / "migrations")
     sql_functions_dir: Path = Field(default=PROJECT_ROOT / "sql_functions")

@@ -26,7 +26,7 @@ from pydantic_settings import NoDecode
 from arti.settings import Settings
 
 DEFAULT_FRONTEND_URLS = ("http://localhost:3000", "http://127.0.0.1:3000")
-DEFAULT_OAUTH_REDIRECT_BASE = "http://localhost:8080/functions/v1/oauth"
+OAUTH_CALLBACK_PATH = "/functions/v1/oauth"
 
 
 def _check_base_url(value: str, setting: str) -> str:
@@ -46,10 +46,11 @@ class HandlerSettings(Settings):
         validation_alias="ARTI_FRONTEND_URLS",
         description="Comma-separated frontend URLs the OAuth flow may redirect to; the first is the default.",
     )
-    oauth_redirect_base: str = Field(
-        default=DEFAULT_OAUTH_REDIRECT_BASE,
+    oauth_redirect_base: str | None = Field(
+        default=None,
         validation_alias="ARTI_OAUTH_REDIRECT_BASE",
-        description="Public base URL of the OAuth callbacks: {base}/{provider}/callback.",
+        description="Public base URL of the OAuth callbacks: {base}/{provider}/callback. Unset: "
+        "http://localhost:{ARTI_HTTP_PORT}/functions/v1/oauth (the local entry point).",
     )
     oauth_state_ttl_seconds: int = Field(default=600, ge=60, le=3600, validation_alias="ARTI_OAUTH_STATE_TTL_SECONDS")
     health_heartbeat_max_age: float = Field(default=60.0, gt=0, validation_alias="ARTI_HEALTH_HEARTBEAT_MAX_AGE")
@@ -67,11 +68,18 @@ class HandlerSettings(Settings):
 
     @field_validator("oauth_redirect_base")
     @classmethod
-    def _check_redirect_base(cls, value: str) -> str:
+    def _check_redirect_base(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
         parts = urlsplit(_check_base_url(value, "ARTI_OAUTH_REDIRECT_BASE"))
         if parts.query:
             raise ValueError("ARTI_OAUTH_REDIRECT_BASE must not have a query string")
         return value.rstrip("/")
+
+    @property
+    def oauth_base(self) -> str:
+        """ARTI_OAUTH_REDIRECT_BASE, or the local entry point on ARTI_HTTP_PORT."""
+        return self.oauth_redirect_base or f"http://localhost:{self.http_port}{OAUTH_CALLBACK_PATH}"
 
     @property
     def auth_admin_available(self) -> bool:
@@ -80,4 +88,4 @@ class HandlerSettings(Settings):
 
     def oauth_callback_url(self, provider: str) -> str:
         """The redirect_uri registered with `provider` (identical at authorize and code-exchange time)."""
-        return f"{self.oauth_redirect_base}/{provider}/callback"
+        return f"{self.oauth_base}/{provider}/callback"

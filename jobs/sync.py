@@ -21,7 +21,7 @@ import procrastinate
 import psycopg
 from psycopg.rows import dict_row
 
-from arti.crypto import TokenCipher
+from arti.crypto import KeySettingError, TokenCipher
 from arti.http import provider_http_client
 from arti.metrics_store import MetricRow, upsert_metrics
 from arti.providers import get_provider
@@ -97,7 +97,19 @@ async def run_sync(sync_run_id: str, *, attempts: int = 0, settings: Settings | 
     settings = settings or get_settings()
     conn = await _connect(settings)
     try:
-        return await _run(conn, sync_run_id, attempts, settings, http)
+        try:
+            return await _run(conn, sync_run_id, attempts, settings, http)
+        except BaseException as exc:
+            # Whatever went wrong, a run this attempt left `running` is closed, never left to look alive (a
+            # retryable error has already set it back to `queued`). The error still propagates: the worker
+            # records the failed attempt in private.job_failures.
+            if not conn.closed:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute(
+                        "update public.sync_runs set status = 'failed', finished_at = now(), error = %s "
+                        "where id = %s and status = 'running'",
+                        (f"internal error ({type(exc).__name__}); see `arti jobs --failed`", sync_run_id))
+            raise
     finally:
         await conn.close()
 
@@ -120,8 +132,21 @@ async def _run(conn: psycopg.AsyncConnection[Any], sync_run_id: str, attempts: i
         await _finish(conn, sync_run_id, "failed", error=reason)
         return {"failed": reason}
     http_client = http or provider_http_client(settings.provider_gateway)
-    client = get_provider(account["provider"], settings, http_client)
-    cipher = TokenCipher.from_setting(settings.encryption_keys)
+    try:
+        cipher = TokenCipher.from_setting(settings.encryption_keys)
+        client = get_provider(account["provider"], settings, http_client)
+    except (KeySettingError, ValueError) as exc:
+        if http is None:
+            await http_client.aclose()
+        # Configuration, not the provider: retrying cannot help until an operator acts, so fail now and say what.
+        upper = account["provider"].upper()
+        reason = (f"{account['provider']} is not configured on this worker: set {upper}_CLIENT_ID and "
+                  f"{upper}_CLIENT_SECRET" if not isinstance(exc, KeySettingError)
+                  else "ARTI_ENCRYPTION_KEYS is missing or invalid on this worker: tokens cannot be read")
+        await _finish(conn, sync_run_id, "failed", error=reason)
+        await conn.execute("update public.connected_accounts set last_error = %s where id = %s",
+                           (reason, account["id"]))
+        return {"failed": reason}
     try:
         points = await _fetch(conn, client, cipher, account)
         written = await _store(conn, account, sync_run_id, points)

@@ -14,11 +14,13 @@ import pytest
 
 from arti.localdb import port_owner
 from arti.settings import DEFAULT_PORTS, PROJECT_ROOT, embedded_url
-from tests.edge_stack import descendants, listening_sockets
+from tests.edge_stack import descendants, free_port, listening_sockets
 from tests.harness import child_env
 
-PORTS = {"ARTI_HTTP_PORT": "18080", "ARTI_HANDLERS_PORT": "18000", "ARTI_STUDIO_PORT": "18323",
-         "ARTI_DB_PORT": str(DEFAULT_PORTS["e2e_platform_database"])}
+# Free loopback ports for the HTTP side (nothing hard-coded that another program may hold); the database keeps
+# its reserved port (scripts/reserve-ports.sh).
+PORTS = {"ARTI_HTTP_PORT": str(free_port()), "ARTI_HANDLERS_PORT": str(free_port()),
+         "ARTI_STUDIO_PORT": str(free_port()), "ARTI_DB_PORT": str(DEFAULT_PORTS["e2e_platform_database"])}
 
 
 @pytest.fixture
@@ -75,16 +77,24 @@ def assert_only_loopback_listeners(env: dict[str, str]) -> None:
     assert exposed == [], f"the platform listens beyond loopback: {exposed}"
 
 
-def test_busy_port_is_a_clear_error(platform_env: dict[str, str]) -> None:
+@pytest.mark.parametrize(("port", "service"), [("ARTI_HANDLERS_PORT", "handlers"), ("ARTI_STUDIO_PORT", "caddy")])
+def test_busy_port_is_a_clear_error_and_starts_nothing_of_ours(platform_env: dict[str, str], port: str,
+                                                               service: str) -> None:
+    """A busy Studio port used to surface as `caddy exited at once`, with the rest left running."""
     import socket
 
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", int(PORTS["ARTI_HANDLERS_PORT"])))
+        squatter.bind(("127.0.0.1", int(PORTS[port])))
         squatter.listen()
         result = run("start-platform.sh", platform_env)
     assert result.returncode != 0
-    assert f"port {PORTS['ARTI_HANDLERS_PORT']} (for handlers) is already in use by" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("arti: error:")]
+    assert len(errors) == 1 and f"port {PORTS[port]} (for {service}) is already in use by" in errors[0], \
+        result.stderr
     assert "Traceback" not in result.stderr
+    run_dir = Path(platform_env["ARTI_DATA_DIR"]) / "run"
+    assert not list(run_dir.glob("*.pid")), "no handlers, worker or caddy was started"
+    assert port_owner(int(PORTS["ARTI_DB_PORT"])) is None, "nor Postgres"
 
 
 def test_drive_the_running_platform_through_caddy(platform_env: dict[str, str]) -> None:

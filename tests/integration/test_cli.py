@@ -131,3 +131,47 @@ def test_status_reports_server_port_extensions_and_pending(test_cluster: LocalCl
     assert text.returncode == 3
     assert "server:      not initialised" in text.stdout
     assert "migrations:  unknown" in text.stdout
+
+
+@pytest.mark.parametrize(("argv", "env", "says"), [
+    (("sync", "--account", "not-a-uuid"), {}, "argument --account: 'not-a-uuid' is not a UUID"),
+    (("sync", "--org", "42"), {}, "argument --org: '42' is not a UUID"),
+    (("sync", "--all", "--wait", "-5"), {}, "argument --wait: -5 is not between 0 and 86400 seconds"),
+    (("worker", "--concurrency", "0"), {}, "argument --concurrency: 0 is not at least 1"),
+    (("worker", "--sync-concurrency", "-1"), {}, "argument --sync-concurrency: -1 is negative"),
+    (("webhooks", "list", "--limit", "-1"), {}, "argument --limit: -1 is not at least 1"),
+    (("jobs", "--limit", "x"), {}, "argument --limit: 'x' is not a whole number"),
+    (("jobs",), {"ARTI_DB_PORT": "abc"}, "invalid setting ARTI_DB_PORT"),
+    (("jobs",), {"ARTI_WORKER_CONCURRENCY": "0"}, "invalid setting ARTI_WORKER_CONCURRENCY"),
+    (("nonsense",), {}, "invalid choice: 'nonsense'"),
+])
+def test_bad_input_is_one_line_saying_what_to_do(argv: tuple[str, ...], env: dict[str, str], says: str) -> None:
+    """Issue 17: these printed tracebacks or were accepted."""
+    result = run_arti(*argv, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    line = _error_line(result)
+    assert says in line
+    assert "--help" in line or "fix it in the environment or .env" in line
+
+
+def test_bench_help_is_the_bench_harness_help() -> None:
+    result = run_arti("bench", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m bench") and "--only NAME" in result.stdout
+
+
+def test_keys_generate_prints_a_usable_key_ring_and_rotates_one() -> None:
+    from arti.crypto import TokenCipher
+
+    first = run_arti("keys", "generate", "--kid", "first")
+    assert first.returncode == 0, first.stderr
+    value = first.stdout.strip().removeprefix("ARTI_ENCRYPTION_KEYS=")
+    ring = TokenCipher.from_setting(value)
+    secret = ring.encrypt("a token", "aad")
+    rotated = run_arti("keys", "generate", "--rotate", "--kid", "second", env={"ARTI_ENCRYPTION_KEYS": value})
+    assert rotated.returncode == 0, rotated.stderr
+    new_ring = TokenCipher.from_setting(rotated.stdout.strip().removeprefix("ARTI_ENCRYPTION_KEYS="))
+    assert new_ring.kids[0] == "second" and new_ring.decrypt(secret, "aad") == "a token"
+    refused = run_arti("keys", "generate", "--rotate")
+    assert refused.returncode != 0 and "needs the current ARTI_ENCRYPTION_KEYS" in _error_line(refused)
