@@ -6,6 +6,10 @@ as $$
 declare
     found public.artists;
 begin
+    if auth.uid() is null then
+        raise exception 'sign in first: this request carries no user (its token has no sub claim)'
+        using errcode = '42501';
+    end if;
     select a.* into found from public.artists as a where a.id = artist_overview.artist_id;
     if found.id is null then
         raise exception 'artist not found' using errcode = 'P0002';

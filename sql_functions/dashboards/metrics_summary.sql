@@ -16,6 +16,10 @@ language plpgsql stable security invoker set search_path = ''
 as $$
 #variable_conflict use_column
 begin
+    if auth.uid() is null then
+        raise exception 'sign in first: this request carries no user (its token has no sub claim)'
+        using errcode = '42501';
+    end if;
     if start_day is null or end_day is null or start_day > end_day then
         raise exception 'start_day and end_day are required and start_day must be on or before end_day'
         using errcode = '22023';

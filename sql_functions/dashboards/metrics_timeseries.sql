@@ -18,6 +18,10 @@ language plpgsql stable security invoker set search_path = ''
 as $$
 #variable_conflict use_column
 begin
+    if auth.uid() is null then
+        raise exception 'sign in first: this request carries no user (its token has no sub claim)'
+        using errcode = '42501';
+    end if;
     if account_ids is null or cardinality(account_ids) = 0 then
         raise exception 'account_ids must list at least one account' using errcode = '22023';
     end if;

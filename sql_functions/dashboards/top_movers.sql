@@ -20,6 +20,10 @@ as $$
 declare
     last_day date;
 begin
+    if auth.uid() is null then
+        raise exception 'sign in first: this request carries no user (its token has no sub claim)'
+        using errcode = '42501';
+    end if;
     if metric is null or btrim(metric) = '' then
         raise exception 'metric is required, e.g. followers' using errcode = '22023';
     end if;

@@ -32,6 +32,10 @@ declare
     candidates integer;
     words tsquery;
 begin
+    if auth.uid() is null then
+        raise exception 'sign in first: this request carries no user (its token has no sub claim)'
+        using errcode = '42501';
+    end if;
     if query is null or btrim(query) = '' then
         raise exception 'query is required' using errcode = '22023';
     end if;

@@ -6,6 +6,10 @@ as $$
 declare
     changed integer;
 begin
+    if auth.uid() is null then
+        raise exception 'sign in first: this request carries no user (its token has no sub claim)'
+        using errcode = '42501';
+    end if;
     update public.notifications as n set read_at = now()
     where n.id = mark_notification_read.notification_id and n.read_at is null;
     get diagnostics changed = row_count;
