@@ -25,9 +25,10 @@ from arti.db import as_role, user_claims
 from arti.providers.base import TokenSet
 from arti.settings import PROJECT_ROOT, Settings
 from arti.tokens import SAVE_SQL, token_params
+from arti.users import INSERT_USER_SQL
 from jobs.worker import plan
 from tests.fake_providers import FakeProviders
-from tests.harness import child_env, wait_until
+from tests.harness import child_env, gotrue_user, wait_until
 from tests.unit.providers import payloads
 from tests.webhooks.conftest import Receiver, Reply
 
@@ -49,7 +50,7 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
 def world(conn: psycopg.Connection[Any]) -> Iterator[dict[str, Any]]:
     """A committed org with an owner and a Spotify account holding tokens; removed with its jobs afterwards."""
     owner = uuid.uuid4()
-    conn.execute("insert into auth.users (id, email) values (%s, %s)", (owner, f"{owner.hex[:8]}@example.test"))
+    conn.execute(INSERT_USER_SQL, gotrue_user(owner, f"{owner.hex[:8]}@example.test"))
     org = conn.execute("insert into public.organizations (name, slug) values ('Fair', %s) returning id",
                        (f"fair-{owner.hex[:8]}",)).fetchone()["id"]
     conn.execute("insert into public.memberships (org_id, user_id, role) values (%s, %s, 'owner')", (org, owner))

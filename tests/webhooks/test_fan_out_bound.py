@@ -18,7 +18,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from arti.db import as_role, user_claims
-from tests.harness import wait_until
+from arti.users import INSERT_USER_SQL
+from tests.harness import gotrue_user, wait_until
 from tests.webhooks.conftest import Receiver, verify_signature
 
 ENDPOINTS = 7
@@ -42,7 +43,7 @@ def test_200_answers_to_7_endpoints_queue_at_most_one_job_per_endpoint_and_all_a
     endpoints = [org.create_endpoint(receiver.url(f"/flood-{i}"), ["insight.created"]) for i in range(ENDPOINTS)]
     ids = [e["id"] for e in endpoints]
     analyst = uuid.uuid4()
-    conn.execute("insert into auth.users (id, email) values (%s, %s)", (analyst, f"analyst-{analyst.hex[:8]}@x.test"))
+    conn.execute(INSERT_USER_SQL, gotrue_user(analyst, f"analyst-{analyst.hex[:8]}@x.test"))
     conn.execute("insert into public.memberships (org_id, user_id, role) values (%s, %s, 'analyst')",
                  (org.id, analyst))
     start_worker()
