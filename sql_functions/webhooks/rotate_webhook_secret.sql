@@ -1,5 +1,7 @@
 -- RPC rotate_webhook_secret: a new signing secret, returned once; the old one may sign alongside for a while.
-create or replace function public.rotate_webhook_secret(endpoint_id uuid, overlap_seconds integer default 0)
+-- The public function runs as the caller; private.rotate_webhook_secret is its privileged step (the secrets live
+-- in private.webhook_secrets).
+create or replace function private.rotate_webhook_secret(endpoint_id uuid, overlap_seconds integer default 0)
 returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -30,8 +32,23 @@ begin
     );
 end
 $$;
+comment on function private.rotate_webhook_secret(uuid, integer) is
+'Privileged step of public.rotate_webhook_secret: private.managed_webhook_endpoint checks the caller, then the '
+'secret is replaced (the old one kept for overlap_seconds). Errors: 42501, 22023, P0002.';
+revoke all on function private.rotate_webhook_secret(uuid, integer) from public, anon;
+grant execute on function private.rotate_webhook_secret(uuid, integer) to authenticated, service_role;
+
+create or replace function public.rotate_webhook_secret(endpoint_id uuid, overlap_seconds integer default 0)
+returns jsonb
+language plpgsql volatile security invoker set search_path = ''
+as $$
+begin
+    return private.rotate_webhook_secret(rotate_webhook_secret.endpoint_id, rotate_webhook_secret.overlap_seconds);
+end
+$$;
 comment on function public.rotate_webhook_secret(uuid, integer) is
 'Replaces an endpoint''s signing secret (webhooks.manage) and returns the new one, shown this once. With '
-'overlap_seconds > 0 the old secret also signs (a second v1= signature) until then. Errors: P0002, 42501, 22023.';
+'overlap_seconds > 0 the old secret also signs (a second v1= signature) until then. Runs as the caller; '
+'private.rotate_webhook_secret does the privileged step. Errors: P0002, 42501, 22023.';
 revoke all on function public.rotate_webhook_secret(uuid, integer) from public, anon;
 grant execute on function public.rotate_webhook_secret(uuid, integer) to authenticated, service_role;

@@ -1,5 +1,6 @@
 -- RPC update_webhook_endpoint: change an endpoint's URL, events, description or active flag.
-create or replace function public.update_webhook_endpoint(
+-- The public function runs as the caller; private.update_webhook_endpoint is its privileged step.
+create or replace function private.update_webhook_endpoint(
     endpoint_id uuid,
     url text default null,
     events text[] default null,
@@ -49,9 +50,34 @@ begin
     return updated;
 end
 $$;
+comment on function private.update_webhook_endpoint(uuid, text, text[], boolean, text) is
+'Privileged step of public.update_webhook_endpoint: private.managed_webhook_endpoint checks the caller, then the '
+'changes are validated (SSRF guard, events) and applied. Errors: 42501, 22023, P0002, 23505.';
+revoke all on function private.update_webhook_endpoint(uuid, text, text[], boolean, text) from public, anon;
+grant execute on function private.update_webhook_endpoint(uuid, text, text[], boolean, text)
+to authenticated, service_role;
+
+create or replace function public.update_webhook_endpoint(
+    endpoint_id uuid,
+    url text default null,
+    events text[] default null,
+    active boolean default null,
+    description text default null
+)
+returns public.webhook_endpoints
+language plpgsql volatile security invoker set search_path = ''
+as $$
+begin
+    return private.update_webhook_endpoint(
+        update_webhook_endpoint.endpoint_id, update_webhook_endpoint.url, update_webhook_endpoint.events,
+        update_webhook_endpoint.active, update_webhook_endpoint.description
+    );
+end
+$$;
 comment on function public.update_webhook_endpoint(uuid, text, text[], boolean, text) is
 'Changes an endpoint (webhooks.manage); null arguments keep the current value, an empty description clears it. '
-'The secret is not returned. Errors: P0002 not found, 42501 no permission, 22023 bad input or refused URL, '
+'The secret is not returned. Runs as the caller; private.update_webhook_endpoint does the privileged step. '
+'Errors: P0002 not found, 42501 no permission or no signed-in user, 22023 bad input or refused URL, '
 '23505 URL already used.';
 revoke all on function public.update_webhook_endpoint(uuid, text, text[], boolean, text) from public, anon;
 grant execute on function public.update_webhook_endpoint(uuid, text, text[], boolean, text)
