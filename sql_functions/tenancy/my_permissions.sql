@@ -8,6 +8,9 @@ begin
         raise exception 'sign in first: this request carries no user (its token has no sub claim)'
         using errcode = '42501';
     end if;
+    if my_permissions.org_id is null then
+        raise exception 'org_id is required' using errcode = '22023';
+    end if;
     return (
         select coalesce(array_agg(rp.permission order by rp.permission), '{}')
         from public.memberships as m
@@ -18,6 +21,6 @@ end
 $$;
 comment on function public.my_permissions(uuid) is
 'Permissions the caller holds in an organization (empty when not a member), e.g. {members.manage,sync.run}. '
-'Error: 42501 without a signed-in user.';
+'Errors: 42501 without a signed-in user, 22023 no org_id.';
 revoke all on function public.my_permissions(uuid) from public, anon;
 grant execute on function public.my_permissions(uuid) to authenticated, service_role;

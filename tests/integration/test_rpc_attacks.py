@@ -12,12 +12,15 @@ Each call runs as PostgREST runs it (role + request.jwt.claims) and is rolled ba
 
 Expected: refused with 42501, 22023 or P0002, and 42501 whenever auth.uid() is NULL, whatever the arguments.
 Decision: a read-only function (stable/immutable) may instead answer with a harmless empty result (no rows, or
-only NULL, false, 0 and empty arrays/objects), except a public RPC called without a user, which always refuses
-with 42501: the private policy helpers must not raise inside RLS policies (they answer "no organizations", "no
-permission"), and an RLS-filtered read such as metrics_timeseries over another organization's accounts simply
-finds nothing. Supabase's auth.* claim readers take no argument and return the caller's own claims, so any result
-of theirs is harmless. Never a change: every table of public, private and procrastinate is compared (row
-count and checksum) before and after, and org A's organization row must not have been locked by the call.
+only NULL, false, 0 and empty arrays/objects): the private policy helpers must not raise inside RLS policies
+(they answer "no organizations", "no permission"), and an RLS-filtered read such as metrics_timeseries over
+another organization's accounts simply finds nothing. Not so a public RPC called without a user (always 42501)
+or with NULL in a required argument: a check that becomes NULL must not let the call through, even to an empty
+answer (NULL_ORG_ANSWERS_EMPTY lists the known remainder). Supabase's auth.* claim readers take no argument and
+return the caller's own claims, so any result of theirs is harmless. Never a change: every table of public,
+private and procrastinate is compared (row count and checksum) before and after, and org A's organization row
+must not have been locked by the call (its xmax is compared: a lock taken by a call that then failed still
+shows).
 
 NULL in an argument that has a default means "not given" (e.g. create_organization's slug); a function without
 any org-scoped argument (no uuid, no invitation token) acts on the caller's own account, so for it only its
@@ -39,6 +42,15 @@ from tests.factories import World, build_world
 from tests.harness import TestDB
 
 REFUSALS = {"42501", "22023", "P0002"}
+
+# Public RPCs whose membership test still becomes NULL for a NULL org_id (`org_id not in (select
+# private.my_org_ids())`), so the call goes through to an empty answer instead of 22023. Their files are being
+# reworked by the input-bounds work of issue 16 item 4; the fix is `org_id is null` -> 22023 first. The test fails
+# as soon as one of them refuses, so this list can only shrink.
+NULL_ORG_ANSWERS_EMPTY = {
+    "metrics_summary(uuid,date,date)", "top_movers(uuid,text,integer,integer)",
+    "search_documents(uuid,text,vector,uuid,integer,text)",
+}
 INVITATION_TOKEN = "attack-invitation-token-" + "0" * 40
 INVITEE_EMAIL = "invited-attack@example.test"
 
@@ -181,19 +193,21 @@ class Attack:
 def run_attacks(db: TestDB, world: World, attack: Attack, functions: list[Function]) -> list[str]:
     tables = [r["name"] for r in db.execute(SNAPSHOT_TABLES_SQL)]
     failures: list[str] = []
+    seen_known: set[str] = set()
     org_a = world.ids["org_a"]
     for fn in functions:
         values = [argument_value(world, n, t) for n, t in zip(fn.arg_names, fn.arg_types, strict=True)]
-        variants: list[tuple[str, list[Any]]] = []
+        variants: list[tuple[str, list[Any], bool]] = []  # (label, arguments, a required argument is NULL)
         if fn.org_scoped or attack.uid_is_null:
-            variants.append(("org A's ids" if fn.org_scoped else "valid arguments", values))
+            variants.append(("org A's ids" if fn.org_scoped else "valid arguments", values, False))
         for i in fn.nullable_positions():
-            variants.append((f"{fn.arg_names[i] or f'argument {i + 1}'} null", [*values[:i], None, *values[i + 1:]]))
+            variants.append((f"{fn.arg_names[i] or f'argument {i + 1}'} null", [*values[:i], None, *values[i + 1:]],
+                             i < len(values) - fn.defaults))
         if not variants:
             continue
         casts = ", ".join(f"%s::{t}" for t in fn.arg_types)
         sql = f"select * from {fn.schema}.{fn.name}({casts})"
-        for label, args in variants:
+        for label, args, required_null in variants:
             where = f"{fn.signature} as {attack.label}, {label}"
             with db.conn.transaction(force_rollback=True):
                 before, locked_before = snapshot(db, tables), org_row_version(db, org_a)
@@ -206,9 +220,14 @@ def run_attacks(db: TestDB, world: World, attack: Attack, functions: list[Functi
                     outcome = exc.sqlstate or "?"
                     message = exc.diag.message_primary
                 if outcome is None:
-                    # Every public RPC refuses a request without a user; helpers may answer it with nothing.
-                    rpc_without_user = attack.uid_is_null and fn.schema == "public"
-                    harmless = fn.schema == "auth" or (fn.read_only and empty(rows) and not rpc_without_user)
+                    # A public RPC refuses a request without a user, and a NULL where an argument is required (no
+                    # check may become NULL and let the call through, even to an empty answer); the private
+                    # helpers RLS policies call may answer either with nothing.
+                    strict = fn.schema == "public" and (attack.uid_is_null or required_null)
+                    known = not attack.uid_is_null and label == "org_id null" and fn.signature in NULL_ORG_ANSWERS_EMPTY
+                    harmless = fn.schema == "auth" or (fn.read_only and empty(rows) and (not strict or known))
+                    if known:
+                        seen_known.add(fn.signature)
                     if not harmless:
                         failures.append(f"{where}: answered {str(rows)[:160]} instead of refusing")
                 elif attack.uid_is_null and outcome != "42501":
@@ -219,6 +238,9 @@ def run_attacks(db: TestDB, world: World, attack: Attack, functions: list[Functi
                     failures.append(f"{where}: changed data")
                 if org_row_version(db, org_a) != locked_before:
                     failures.append(f"{where}: locked org A's organization row")
+    if not attack.uid_is_null:
+        for fixed in sorted(NULL_ORG_ANSWERS_EMPTY - seen_known):
+            failures.append(f"{fixed} now refuses a NULL org_id: remove it from NULL_ORG_ANSWERS_EMPTY")
     return failures
 
 
