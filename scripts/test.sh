@@ -16,6 +16,7 @@ say "python environment"
 
 say "node tools (Supabase CLI, postgres-meta)"
 ./scripts/install-node-tools.sh
+./scripts/install-n8n.sh >/dev/null  # n8n for tests/e2e/test_n8n.py, cached outside the clone
 
 say "lint: ruff"
 .venv/bin/ruff check .
