@@ -13,10 +13,11 @@ lock `webhook-endpoint:<endpoint id>`, sending the endpoint's due deliveries old
   webhooks.allowed_private_hosts; a refusal is recorded. The request is then sent to the address that
   was checked (Host header and TLS SNI keep the name), so a DNS answer cannot change between the
   check and the connection; redirects are not followed;
-* 2xx -> delivered; 429, 5xx and network errors -> retried with exponential backoff (or the
-  receiver's Retry-After), until the delivery's retry_until, after which it is dead: `deliver`
-  records the next attempt's time and raises RetryLater, and the drain pauses the endpoint until
-  then; any other status -> failed, no retry;
+* 2xx -> delivered; RETRYABLE_STATUSES (404, 408, 425, 429), 5xx and network errors -> retried with
+  exponential backoff (or the receiver's Retry-After), until the delivery's retry_until, after which it
+  is dead: `deliver` records the next attempt's time and raises RetryLater, and the drain pauses the
+  endpoint until then; any other status -> failed, no retry. 404 is retried because a receiver that is
+  starting answers it before its routes are mounted (n8n does, for ~5 s: tests/e2e/test_n8n.py);
 * at least once: a worker killed mid-request leaves the delivery pending and the attempt open; the
   job is re-queued (stalled-job sweep) and sends the same event id again.
 """
@@ -51,6 +52,9 @@ USER_AGENT = "ARTi-Webhooks/1.0"
 EXCERPT_CHARS = 1000
 MAX_ADDRESSES_TRIED = 3
 INFRA_RETRIES = 5
+RETRYABLE_STATUSES = frozenset({404, 408, 425, 429})
+"""4xx answers retried like 5xx: not found (a receiver starting before its routes are mounted, e.g. n8n),
+request timeout, too early, too many requests. Every other 4xx refuses the request itself: failed at once."""
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -308,7 +312,7 @@ async def send(client: httpx.AsyncClient, destination: Destination, body: str, h
         code = response.status_code
         if 200 <= code < 300:
             return Outcome("delivered", status_code=code, excerpt=excerpt)
-        if code == 429 or code >= 500:
+        if code in RETRYABLE_STATUSES or code >= 500:
             return Outcome("retry", status_code=code, error=f"HTTP {code}", excerpt=excerpt,
                            retry_after=retry_after_seconds(response.headers.get("retry-after")))
         if 300 <= code < 400:

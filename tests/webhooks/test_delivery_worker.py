@@ -100,12 +100,15 @@ def test_500_then_200_is_retried_and_delivered(make_org: Any, receiver: Receiver
     assert [(a["status_code"], a["outcome"]) for a in attempts] == [(500, "retry"), (200, "delivered")]
 
 
-def test_429_honours_retry_after_and_4xx_fails_without_retry(make_org: Any, receiver: Receiver, settings: Any,
+def test_429_and_404_are_retried_and_other_4xx_fail_without_retry(make_org: Any, receiver: Receiver, settings: Any,
                                                              start_worker: Any) -> None:
     org = make_org()
     limited = org.create_endpoint(receiver.url("/limited"), ["sync.failed"])
     refusing = org.create_endpoint(receiver.url("/refusing"), ["sync.failed"])
     receiver.plan("/limited", Reply(429, headers={"Retry-After": "2"}), Reply(200))
+    starting = org.create_endpoint(receiver.url("/starting"), ["sync.failed"])
+    # A receiver starting up (n8n) answers 404 before its routes exist: retried like a 5xx, then delivered.
+    receiver.plan("/starting", Reply(404, body=b"Cannot POST /webhook/arti-events"), Reply(200))
     receiver.plan("/refusing", default=Reply(410, body=b"gone"))
     start_worker()
     org.fail_sync()
@@ -117,6 +120,10 @@ def test_429_honours_retry_after_and_4xx_fails_without_retry(make_org: Any, rece
     assert refused["attempts"] == 1 and refused["last_status_code"] == 410 and refused["next_attempt_at"] is None
     assert len(receiver.on("/refusing")) == 1
     assert org.attempts(refused["id"])[0]["outcome"] == "failed"
+    started = wait_until(lambda: next((d for d in org.deliveries(starting["id"]) if d["status"] == "delivered"),
+                                      None), what="the delivery first answered 404 to be delivered")
+    assert [(a["status_code"], a["outcome"]) for a in org.attempts(started["id"])] == \
+        [(404, "retry"), (200, "delivered")]
 
 
 def test_a_dead_endpoint_is_dead_after_the_horizon_with_attempts_logged(make_org: Any, receiver: Receiver,
