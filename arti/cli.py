@@ -441,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     from arti.cli_webhooks import add_commands as add_webhook_commands
 
     add_webhook_commands(sub)
+    from arti.cli_quota import add_commands as add_quota_commands
+
+    add_quota_commands(sub)
     return parser
 
 

@@ -220,7 +220,7 @@ class LocalCluster:
             "shared_buffers": "512MB",
             "work_mem": "16MB",
             "maintenance_work_mem": "512MB",
-            "synchronous_commit": "off",
+            "synchronous_commit": "on",  # as on Supabase: a commit is on disk before it is acknowledged
             "timezone": "'UTC'",
             "log_timezone": "'UTC'",
         }

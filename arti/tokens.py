@@ -9,6 +9,7 @@ connection at once (the second waits, then sees the fresh token). A single-use r
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -62,8 +63,19 @@ async def valid_access_token(conn: psycopg.AsyncConnection[Any], cipher: TokenCi
                              account_id: uuid.UUID | str, *, force_refresh: bool = False) -> str:
     """An access token valid for at least a few minutes, refreshing it (single-flight) when needed.
 
-    Must be called outside a transaction: it opens its own, holding the row lock during the refresh.
+    Must be called outside a transaction: it opens its own, holding the row lock during the refresh. A token
+    that does not need refreshing is read without a lock or a transaction (one round trip, as most syncs need).
     """
+    if not force_refresh:
+        cur = await conn.execute(
+            "select access_token_encrypted, expires_at from private.provider_tokens where account_id = %s",
+            (str(account_id),),
+        )
+        row = await cur.fetchone()
+        values = (list(row.values()) if isinstance(row, dict) else list(row)) if row is not None else None
+        if values is not None and not (values[1] is not None and values[1] - utcnow() <= timedelta(
+                seconds=client.refresh_margin_seconds)):
+            return cipher.decrypt(values[0], _aad(account_id, "access"))
     async with conn.transaction():
         cur = await conn.execute(
             "select access_token_encrypted, refresh_token_encrypted, expires_at, scope "

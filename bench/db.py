@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from arti.errors import ArtiError
 from arti.localdb import LocalCluster
-from arti.migrate import migrate
+from arti.migrate import apply_function_files, migrate
 from arti.settings import DEFAULT_PORTS, PROJECT_ROOT, embedded_url
 
 BENCH_DB_DIR = PROJECT_ROOT / ".arti" / "bench-db"
@@ -69,6 +69,7 @@ def build_database(cluster: LocalCluster) -> str:
     url = database_url(cluster)
     with connect(url) as conn:
         migrate(conn, PROJECT_ROOT / "supabase" / "migrations")
+        apply_function_files(conn, PROJECT_ROOT / "sql_functions")
     return url
 
 
@@ -121,5 +122,9 @@ def machine_info(conn: psycopg.Connection[Any] | None = None) -> dict[str, Any]:
 
 
 def describe_machine(info: dict[str, Any]) -> str:
+    settings = info.get("postgres_settings") or {}
+    shown = ", ".join(f"{k} {settings[k]}" for k in ("synchronous_commit", "shared_buffers", "wal_level")
+                      if k in settings)
     return (f"machine: {info['nproc']} CPU ({info['cpu']}), {info['ram_gib']} GiB RAM, "
-            f"PostgreSQL {info.get('postgres', '?')}, Python {info['python']}")
+            f"PostgreSQL {info.get('postgres', '?')}, Python {info['python']}"
+            + (f"; server settings in force: {shown}" if shown else ""))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from arti.errors import ArtiError
-from arti.migrate import migrate
+from arti.migrate import apply_function_files, migrate
 from arti.settings import PROJECT_ROOT
 from bench import (
     dashboard_rls,
@@ -24,6 +24,7 @@ from bench import (
     metric_ingest,
     rate_limits,
     retrieval,
+    sync_at_scale,
     worker_throughput,
 )
 from bench import db as benchdb
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, BenchmarkFn] = {
     handlers_http.NAME: handlers_http.run,
     rate_limits.NAME: rate_limits.run,
     fair_queues.NAME: fair_queues.run,
+    sync_at_scale.NAME: sync_at_scale.run,
 }
 SCHEMA_VERSION = 1
 
@@ -90,9 +92,11 @@ def ensure_dataset(cluster: Any, spec_name: str, *, regenerate: bool, strategy: 
     spec = with_chunks(SIZES[spec_name], chunks)
     found = None if regenerate else current_dataset(url)
     if found is not None and found["spec"] == spec.as_json():
-        # A reused dataset still gets the current schema and functions (the pending migrations).
+        # A reused dataset still gets the current schema and functions (the pending migrations, then sql_functions/
+        # as the test harness applies them).
         with benchdb.connect(url) as conn:
             applied = migrate(conn, PROJECT_ROOT / "supabase" / "migrations")
+            apply_function_files(conn, PROJECT_ROOT / "sql_functions")
         if applied.applied:
             _log(f"dataset: applied {len(applied.applied)} migration(s)")
         _log(f"dataset: {spec_name}, generated {found['generated_at']:%Y-%m-%d %H:%M} UTC "

@@ -8,7 +8,10 @@ Checks, each with its own `status` (`ok` or `error`) so one failure does not hid
                  ("no worker" otherwise: queued syncs would wait forever);
 * `queue`      — jobs waiting (`todo`) and how many of them are due now, and the failed attempts of the
                  last hour (private.job_failures: all, and those after which the job gave up), for
-                 information: failures alone do not make the platform unhealthy.
+                 information: failures alone do not make the platform unhealthy;
+* `quota`      — per provider, what the next daily sync needs against its quotas (private.quota_report):
+                 accounts, calls, how many fit the daily budgets and how many will wait, and per limit what
+                 was spent today and any block a provider announced. Information: always `ok`.
 
 200 `{"status": "ok", ...}` when every check is ok; 503 `{"status": "degraded"}` otherwise, or
 `{"status": "unavailable"}` when the database cannot be reached at all. Never a stack trace, never the
@@ -91,6 +94,25 @@ async def _queue(conn: Conn) -> dict[str, Any]:
                gave_up_last_hour=int(failed["gave_up"]) if failed else 0)
 
 
+async def _quota(conn: Conn) -> dict[str, Any]:
+    cur = await conn.execute("select * from private.quota_report() order by provider, scope")
+    providers: dict[str, dict[str, Any]] = {}
+    for row in await cur.fetchall():
+        entry = providers.setdefault(str(row["provider"]), {
+            "accounts": int(row["accounts"]), "calls_needed": float(row["calls_needed"]), "fit": int(row["fits"]),
+            "will_wait": int(row["deferred"]), "blocked_until": row["blocked_until"].isoformat()
+            if row["blocked_until"] else None, "blocked_reason": row["blocked_reason"], "limits": {}})
+        entry["limits"][row["scope"]] = {
+            "unit": row["unit"], "limit": float(row["quota_limit"]) if row["quota_limit"] is not None else None,
+            "window": "daily" if row["resets"] == "daily" else f"{row['window_seconds']} s rolling",
+            "per": row["applies_to"], "needed": float(row["units_needed"]), "spent_today": float(row["used_today"]),
+            "seconds_at_allowed_rate": float(row["pass_seconds"]) if row["pass_seconds"] is not None else None}
+        if row["reported"] is not None:
+            entry["reported_usage"] = row["reported"]
+    plan_at = await fetch_one(conn, "select private.next_daily_sync_at() as at")
+    return _ok(next_daily_sync=plan_at["at"].isoformat() if plan_at else None, providers=providers)
+
+
 async def _guarded(name: str, check: Any) -> dict[str, Any]:
     try:
         return await check
@@ -125,12 +147,15 @@ async def health(request: Request) -> Response:
             checks["migrations"] = await _guarded("migrations", _migrations(conn, svc.settings.migrations_dir))
             checks["worker"] = await _guarded("worker", _worker(conn, svc.settings.health_heartbeat_max_age))
             checks["queue"] = await _guarded("queue", _queue(conn))
+            checks["quota"] = await _guarded("quota", _quota(conn))
     except (PoolTimeout, psycopg.OperationalError) as exc:
         reason = await _unreachable_reason(svc.settings.database_url(), exc)
         log.warning("health: database unreachable: %s", reason)
         checks = {"database": _error(f"database unreachable: {reason[:300]}")}
         return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
-    healthy = all(c["status"] == "ok" for c in checks.values())
+    if checks.get("quota", {}).get("status") == "error":
+        checks["quota"]["status"] = "unknown"  # information only: it never makes the platform unhealthy
+    healthy = all(c["status"] in ("ok", "unknown") for c in checks.values())
     body = {"status": "ok" if healthy else "degraded", "checks": checks,
             "elapsed_ms": round((time.monotonic() - started) * 1000, 1)}
     return JSONResponse(body, status_code=200 if healthy else 503)

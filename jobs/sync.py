@@ -1,10 +1,19 @@
 """The sync job: fetch one account's metrics from its provider and store them.
 
 sync_runs moves queued -> running -> succeeded/failed (Realtime subscribers see every step).
-Retries: 429 waits the provider's Retry-After (recorded for every worker through the shared
-rate limiter); 5xx and network errors back off exponentially; a refused token marks the account
-needs_reauth and is not retried. A job re-run after a crash re-fetches and upserts, so it
-never writes duplicates.
+Every provider call passes the account's quota gate (arti.quotas.QuotaGate, shared by every worker
+through Postgres): pacing of the provider's rolling windows, its daily budgets, and the blocks a
+provider announced. A sync that cannot spend what it needs now is *deferred*, not failed: its run
+goes back to queued with the reason (sync_runs.deferred_until / deferred_reason) and a job is
+scheduled for when it may go on. That covers a budget without room, YouTube's quotaExceeded (every
+worker stops calling YouTube until midnight Pacific), a 429's Retry-After and Instagram's per-account
+limits. 5xx and network errors back off exponentially; a refused token marks the account
+needs_reauth and is not retried; an account the provider no longer has fails its run.
+
+Public data a provider serves for many accounts at once (YouTube channel statistics, Spotify artists,
+50 ids per call) is fetched once per batch the planner made (private.sync_batches): the first sync of
+a batch to run claims the call and stores every member's answer, the others read theirs. A job re-run
+after a crash re-fetches and upserts, so it never writes duplicates.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -23,16 +33,19 @@ from psycopg.rows import dict_row
 
 from arti.crypto import KeySettingError, TokenCipher
 from arti.http import provider_http_client
-from arti.metrics_store import MetricRow, upsert_metrics
+from arti.metrics_store import UPSERT_SQL, MetricRow, upsert_params
 from arti.providers import get_provider
 from arti.providers.base import (
+    UNFETCHED,
     MetricPoint,
+    ProviderAccountGone,
     ProviderAuthError,
     ProviderClient,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
 )
+from arti.quotas import QuotaDeferred, QuotaGate, ensure_specs_async
 from arti.settings import Settings, get_settings
 from arti.tokens import mark_needs_reauth, valid_access_token
 from jobs.app import app
@@ -44,7 +57,10 @@ SYNC_PRIORITY = 10
 """Syncs are fetched before other jobs (priority 0) by a worker serving several queues; private.enqueue_sync
 defers them with the same priority."""
 BACKOFF_BASE_SECONDS = 15
-MAX_RATE_LIMIT_WAIT = 30.0
+BATCH_FRESH_SECONDS = 12 * 3600
+"""A batch's answer serves its members this long; a sync deferred past it fetches its own."""
+BATCH_CLAIM_WAIT_SECONDS = 30.0
+"""How long a member waits for the sync that claimed its batch's call (then takes the claim over or goes alone)."""
 
 
 class SyncRetry(procrastinate.BaseRetryStrategy):
@@ -69,20 +85,6 @@ def _will_retry(exc: BaseException, attempts: int) -> bool:
 
 async def _connect(settings: Settings) -> psycopg.AsyncConnection[Any]:
     return await psycopg.AsyncConnection.connect(settings.database_url(), autocommit=True, row_factory=dict_row)
-
-
-async def _wait_for_rate_limit(conn: psycopg.AsyncConnection[Any], provider: str) -> None:
-    waited = 0.0
-    while True:
-        cur = await conn.execute("select private.take_rate_limit_token(%s) as wait", (provider,))
-        row = await cur.fetchone()
-        wait = float(row["wait"]) if row else 0.0
-        if wait <= 0:
-            return
-        if waited + wait > MAX_RATE_LIMIT_WAIT:
-            raise ProviderRateLimited(provider, "provider rate limit budget exhausted", retry_after_seconds=wait)
-        await asyncio.sleep(wait)
-        waited += wait
 
 
 def _window(last_synced_at: dt.datetime | None, backfill_days: int, client: ProviderClient) -> tuple[dt.date, dt.date]:
@@ -114,21 +116,29 @@ async def run_sync(sync_run_id: str, *, attempts: int = 0, settings: Settings | 
         await conn.close()
 
 
+START_SQL = """
+with run as (
+    update public.sync_runs set status = 'running', started_at = now(), attempts = attempts + 1, error = null
+    where id = %(run)s and status in ('queued', 'running') returning account_id, org_id
+)
+select r.account_id as run_account, a.id, a.org_id, a.provider::text as provider, a.external_id,
+       a.status::text as status, a.last_synced_at,
+       (select s.value::int from private.settings as s where s.key = 'sync.backfill_days') as backfill,
+       case when a.status = 'active' then private.begin_sync_quota(a.provider, a.id) end as quota
+from run as r left join public.connected_accounts as a on a.id = r.account_id
+"""
+
+
 async def _run(conn: psycopg.AsyncConnection[Any], sync_run_id: str, attempts: int, settings: Settings,
                http: Any) -> dict[str, Any]:
-    cur = await conn.execute(
-        "update public.sync_runs set status = 'running', started_at = now(), attempts = attempts + 1, error = null "
-        "where id = %s and status in ('queued', 'running') returning account_id, org_id", (sync_run_id,))
-    run = await cur.fetchone()
-    if run is None:
-        return {"skipped": "run already finished or unknown"}
-    cur = await conn.execute(
-        "select a.id, a.org_id, a.provider::text as provider, a.external_id, a.status::text as status, "
-        "a.last_synced_at, (select value::int from private.settings where key = 'sync.backfill_days') as backfill "
-        "from public.connected_accounts a where a.id = %s", (run["account_id"],))
+    # One round trip: the run starts, the account is read, and its daily quota reserved (private.begin_sync_quota).
+    await ensure_specs_async(conn)
+    cur = await conn.execute(START_SQL, {"run": sync_run_id})
     account = await cur.fetchone()
-    if account is None or account["status"] != "active":
-        reason = "account is not active; reconnect it" if account else "account was deleted"
+    if account is None:
+        return {"skipped": "run already finished or unknown"}
+    if account["id"] is None or account["status"] != "active":
+        reason = "account is not active; reconnect it" if account["id"] else "account was deleted"
         await _finish(conn, sync_run_id, "failed", error=reason)
         return {"failed": reason}
     http_client = http or provider_http_client(settings.provider_gateway)
@@ -147,36 +157,65 @@ async def _run(conn: psycopg.AsyncConnection[Any], sync_run_id: str, attempts: i
         await conn.execute("update public.connected_accounts set last_error = %s where id = %s",
                            (reason, account["id"]))
         return {"failed": reason}
+    gate: QuotaGate | None = None
+    if client.quota is not None:
+        gate = QuotaGate(conn, client.quota, account["id"], external_id=account["external_id"])
+        client.observer = gate
     try:
+        if gate is not None:
+            gate.accept(account["quota"])
         points = await _fetch(conn, client, cipher, account)
-        written = await _store(conn, account, sync_run_id, points)
+        days = len({p.day for p in points})
+        written = await _store(conn, account, sync_run_id, points, days, gate)
+    except QuotaDeferred as deferred:
+        return await _defer(conn, sync_run_id, deferred, gate)
+    except ProviderRateLimited as exc:
+        # The provider said stop: every worker stops calling it (or this account) until the time it gave.
+        reason = f"{client.name} asked us to wait: {exc.provider_message or exc}"
+        if gate is None:
+            wait = exc.retry_after_seconds or BACKOFF_BASE_SECONDS
+            deferred = QuotaDeferred(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait), reason)
+        else:
+            deferred = await gate.announce(exc.retry_after_seconds, reason, applies_to=exc.applies_to, scope=exc.scope)
+        return await _defer(conn, sync_run_id, deferred, gate)
     except ProviderAuthError as exc:
         await mark_needs_reauth(conn, account["id"], f"{client.name} refused our access: {exc.provider_message or exc}")
-        await _finish(conn, sync_run_id, "failed", error=f"needs re-authentication: {exc}")
+        await _finish(conn, sync_run_id, "failed", error=f"needs re-authentication: {exc}", gate=gate)
         return {"failed": "needs_reauth"}
+    except ProviderAccountGone as exc:
+        await _finish(conn, sync_run_id, "failed", error=str(exc), gate=gate)
+        await conn.execute("update public.connected_accounts set last_error = %s where id = %s",
+                           (str(exc), account["id"]))
+        return {"failed": "gone"}
     except (ProviderError, psycopg.OperationalError, OSError) as exc:
-        if isinstance(exc, ProviderRateLimited) and exc.retry_after_seconds:
-            await conn.execute("select private.block_provider_until(%s, now() + make_interval(secs => %s))",
-                               (client.name, exc.retry_after_seconds))
         if _will_retry(exc, attempts):
             await conn.execute("update public.sync_runs set status = 'queued', error = %s where id = %s",
                                (f"will retry: {exc}", sync_run_id))
             raise
-        await _finish(conn, sync_run_id, "failed", error=str(exc))
+        await _finish(conn, sync_run_id, "failed", error=str(exc), gate=gate)
         await conn.execute("update public.connected_accounts set last_error = %s where id = %s",
                            (str(exc), account["id"]))
         return {"failed": str(exc)}
     finally:
         if http is None:
             await http_client.aclose()
-    days = len({p.day for p in points})
-    await _finish(conn, sync_run_id, "succeeded", days=days, written=written)
-    await conn.execute(
-        "update public.connected_accounts set last_synced_at = now(), last_error = null, "
-        "next_sync_at = date_trunc('day', now()) + interval '1 day 2 hours' where id = %s", (account["id"],))
     if written:
         await _defer_insights(str(account["id"]))
     return {"succeeded": True, "metrics_written": written, "days": days}
+
+
+async def _defer(conn: psycopg.AsyncConnection[Any], sync_run_id: str, deferred: QuotaDeferred,
+                 gate: QuotaGate | None = None) -> dict[str, Any]:
+    """The run waits in the queue until `deferred.until` (a job is scheduled then), with the reason; never failed."""
+    await conn.execute("select private.defer_sync_run(%s, %s, %s)", (sync_run_id, deferred.until, deferred.reason))
+    await _flush(conn, gate)
+    return {"deferred": deferred.reason, "until": deferred.until.isoformat()}
+
+
+async def _flush(conn: psycopg.AsyncConnection[Any], gate: QuotaGate | None) -> None:
+    params = gate.flush_params() if gate is not None else None
+    if params is not None:
+        await conn.execute("select private.record_provider_calls(%s, %s)", params)
 
 
 async def _defer_insights(account_id: str) -> None:
@@ -190,40 +229,139 @@ async def _defer_insights(account_id: str) -> None:
 async def _fetch(conn: psycopg.AsyncConnection[Any], client: ProviderClient, cipher: TokenCipher,
                  account: dict[str, Any]) -> list[MetricPoint]:
     start, end = _window(account["last_synced_at"], account["backfill"] or 28, client)
+
+    async def attempt(token: str) -> list[MetricPoint]:
+        public = await _public_data(conn, client, token, account) if client.public_batch_size > 1 else UNFETCHED
+        return await client.fetch_metrics(token, account["external_id"], start, end, public=public)
+
     token = await valid_access_token(conn, cipher, client, account["id"])
-    await _wait_for_rate_limit(conn, client.name)
     try:
-        return await client.fetch_metrics(token, account["external_id"], start, end)
+        return await attempt(token)
     except ProviderAuthError:
         # The token may have been revoked early: refresh once, then try again.
         token = await valid_access_token(conn, cipher, client, account["id"], force_refresh=True)
-        await _wait_for_rate_limit(conn, client.name)
-        return await client.fetch_metrics(token, account["external_id"], start, end)
+        return await attempt(token)
+
+
+BATCH_ITEM_SQL = """
+select b.id as batch_id, b.fetched_at > now() - make_interval(secs => %s) as fresh, b.fetched_at, b.error,
+       i.found, i.payload
+from private.sync_batch_items as i join private.sync_batches as b on b.id = i.batch_id
+where i.account_id = %s and b.created_at > now() - interval '1 day'
+order by b.created_at desc limit 1
+"""
+CLAIM_BATCH_SQL = """
+update private.sync_batches set claimed_at = now()
+where id = %s and fetched_at is null and error is null
+  and (claimed_at is null or claimed_at < now() - make_interval(secs => %s))
+returning id
+"""
+BATCH_MEMBERS_SQL = """
+select i.external_id from private.sync_batch_items as i
+join public.connected_accounts as a on a.id = i.account_id
+where i.batch_id = %s and a.status = 'active' order by i.external_id
+"""
+STORE_BATCH_SQL = """
+with answered as (
+    update private.sync_batch_items as i
+    set found = d.payload <> 'null'::jsonb, payload = nullif(d.payload, 'null'::jsonb)
+    from jsonb_each(%s::jsonb) as d (external_id, payload)
+    where i.batch_id = %s and i.external_id = d.external_id
+)
+update private.sync_batches set fetched_at = now(), error = null where id = %s
+"""
+
+
+async def _public_data(conn: psycopg.AsyncConnection[Any], client: ProviderClient, token: str,
+                       account: dict[str, Any]) -> Any:
+    """This account's public data: from its batch's call (made now if this sync is the batch's first), or alone."""
+    external_id = account["external_id"]
+    deadline = time.monotonic() + BATCH_CLAIM_WAIT_SECONDS
+    while True:
+        cur = await conn.execute(BATCH_ITEM_SQL, (BATCH_FRESH_SECONDS, account["id"]))
+        item = await cur.fetchone()
+        if item is None or item["error"] or (item["fetched_at"] is not None and not item["fresh"]):
+            break
+        if item["fetched_at"] is not None:
+            return item["payload"] if item["found"] else None
+        cur = await conn.execute(CLAIM_BATCH_SQL, (item["batch_id"], BATCH_CLAIM_WAIT_SECONDS))
+        if await cur.fetchone():
+            return await _fetch_batch(conn, client, token, item["batch_id"], external_id)
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)  # another sync of the batch is making the call
+    found = await client.fetch_public(token, [external_id])
+    return found.get(external_id)
+
+
+async def _fetch_batch(conn: psycopg.AsyncConnection[Any], client: ProviderClient, token: str, batch_id: Any,
+                       external_id: str) -> Any:
+    cur = await conn.execute(BATCH_MEMBERS_SQL, (batch_id,))
+    members = [row["external_id"] for row in await cur.fetchall()]
+    if external_id not in members:
+        members.append(external_id)
+    try:
+        found = await client.fetch_public(token, members)
+    except (ProviderAuthError, ProviderRateLimited, ProviderUnavailable, QuotaDeferred, OSError):
+        # Not the batch's fault: another member (its own token, later) takes the call over.
+        await conn.execute("update private.sync_batches set claimed_at = null where id = %s", (batch_id,))
+        raise
+    except ProviderError as exc:
+        await conn.execute("update private.sync_batches set error = %s, claimed_at = null where id = %s",
+                           (str(exc)[:500], batch_id))
+        raise
+    await conn.execute(STORE_BATCH_SQL, (json.dumps(found), batch_id, batch_id))
+    return found.get(external_id)
+
+
+STORE_SQL = f"""
+with written as (
+    {UPSERT_SQL} returning 1
+),
+snapshot as (
+    insert into public.metric_snapshots (org_id, account_id, sync_run_id, endpoint, payload)
+    values (%s, %s, %s, 'fetch_metrics', %s)
+),
+finished as (
+    update public.sync_runs set status = 'succeeded', finished_at = now(), error = null, days_fetched = %s,
+        metrics_written = (select count(*) from written)
+    where id = %s
+),
+account as (
+    update public.connected_accounts set last_synced_at = now(), last_error = null,
+        next_sync_at = date_trunc('day', now()) + interval '1 day 2 hours'
+    where id = %s
+),
+counted as (
+    select private.record_provider_calls(%s::public.provider, %s::jsonb)
+)
+select (select count(*) from written) as written, (select count(*) from counted) as counted
+"""
 
 
 async def _store(conn: psycopg.AsyncConnection[Any], account: dict[str, Any], sync_run_id: str,
-                 points: list[MetricPoint]) -> int:
+                 points: list[MetricPoint], days: int, gate: QuotaGate | None) -> int:
+    """Metrics, the raw snapshot, the run's end, the account's next sync and the calls counted: one statement."""
     run_id = uuid.UUID(sync_run_id)
     rows = [MetricRow(account["id"], p.metric, p.day, account["org_id"], p.value, p.note, run_id) for p in points]
-    async with conn.transaction():
-        written = await upsert_metrics(conn, rows)
-        await conn.execute(
-            "insert into public.metric_snapshots (org_id, account_id, sync_run_id, endpoint, payload) "
-            "values (%s, %s, %s, %s, %s)",
-            (account["org_id"], account["id"], sync_run_id, "fetch_metrics",
-             json.dumps({"points": [{"metric": p.metric, "day": p.day.isoformat(), "raw": p.raw} for p in points]},
-                        default=str)),
-        )
-    return written
+    snapshot = json.dumps({"points": [{"metric": p.metric, "day": p.day.isoformat(), "raw": p.raw} for p in points]},
+                          default=str)
+    tally = gate.flush_params() if gate is not None else None
+    cur = await conn.execute(STORE_SQL, (
+        *upsert_params(rows), account["org_id"], account["id"], sync_run_id, snapshot, days, sync_run_id,
+        account["id"], account["provider"], tally[1] if tally else "{}"))
+    row = await cur.fetchone()
+    return int(row["written"]) if row else 0
 
 
 async def _finish(conn: psycopg.AsyncConnection[Any], sync_run_id: str, status: str, *, error: str | None = None,
-                  days: int = 0, written: int = 0) -> None:
+                  days: int = 0, written: int = 0, gate: QuotaGate | None = None) -> None:
     await conn.execute(
         "update public.sync_runs set status = %s, finished_at = now(), error = %s, days_fetched = %s, "
         "metrics_written = %s where id = %s",
         (status, error, days, written, sync_run_id),
     )
+    await _flush(conn, gate)
 
 
 @app.task(name="sync_account", queue="sync", priority=SYNC_PRIORITY, retry=SyncRetry(), pass_context=True)

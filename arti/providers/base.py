@@ -24,12 +24,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from arti.errors import ArtiError
+from arti.quotas import QuotaSpec, UsageReport
 
 NOT_PROVIDED = "not provided"
 """The `MetricPoint.note` of a value the platform did not provide (stored as NULL, never 0)."""
@@ -42,6 +43,18 @@ _SENSITIVE_QUERY = re.compile(
 
 Clock = Callable[[], datetime]
 ProviderModelT = TypeVar("ProviderModelT", bound=BaseModel)
+UNFETCHED: Any = object()
+"""`fetch_metrics(..., public=UNFETCHED)`: the client fetches the account's public data itself."""
+
+
+class CallObserver(Protocol):
+    """Sees every request a client sends: `before` may wait (pacing) or raise (the call must not be made now);
+    `after` gets every response, with the usage the provider reported in it."""
+
+    async def before(self, method: str, url: str | httpx.URL) -> None: ...
+
+    async def after(self, method: str, url: str | httpx.URL, response: httpx.Response,
+                    report: UsageReport | None) -> None: ...
 
 
 def utcnow() -> datetime:
@@ -70,14 +83,22 @@ class ProviderAuthError(ProviderError):
 
 
 class ProviderRateLimited(ProviderError):
-    """The platform asked us to slow down. `retry_after_seconds` is None when it did not say for how long."""
+    """The platform asked us to slow down. `retry_after_seconds` is None when it did not say for how long.
+
+    `applies_to` is "app" (every account of the provider must wait) or "account" (only this one: e.g.
+    Instagram's per-account Business Use Case limit); `scope` names the quota scope the provider said is
+    exhausted, when it said which (e.g. YouTube's daily Data API quota).
+    """
 
     retryable: ClassVar[bool] = True
 
     def __init__(
-        self, provider: str, message: str, *, status: int | None = None, retry_after_seconds: float | None = None
+        self, provider: str, message: str, *, status: int | None = None, retry_after_seconds: float | None = None,
+        applies_to: str = "app", scope: str | None = None,
     ) -> None:
         self.retry_after_seconds = retry_after_seconds
+        self.applies_to = applies_to
+        self.scope = scope
         super().__init__(provider, message, status=status)
 
 
@@ -85,6 +106,10 @@ class ProviderUnavailable(ProviderError):
     """The platform is down or unreachable (5xx, timeouts, network errors). Retry later."""
 
     retryable: ClassVar[bool] = True
+
+
+class ProviderAccountGone(ProviderError):
+    """The platform has nothing for this account's id any more (deleted, terminated or no longer public)."""
 
 
 def redact(text: str, secret_values: Iterable[str | None] = (), *, max_chars: int = _MAX_MESSAGE_CHARS) -> str:
@@ -311,6 +336,8 @@ class ProviderClient(ABC):
     """True when the access token itself is exchanged for a new one (no refresh token exists)."""
     refresh_margin_seconds: ClassVar[float] = 300
     """Refresh this long before the access token expires."""
+    quota: ClassVar[QuotaSpec | None] = None
+    """The provider's quota model (arti.quotas): its documented limits and what a daily sync spends."""
 
     def __init__(
         self,
@@ -329,6 +356,8 @@ class ProviderClient(ABC):
         self.http = http if http is not None else httpx.AsyncClient(timeout=httpx.Timeout(20.0))
         self.clock = clock
         self.scopes = scopes if scopes is not None else self.default_scopes
+        self.observer: CallObserver | None = None
+        """Set by the sync job: every request passes its quota gate (pacing, budgets, blocks)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.client_id!r})"
@@ -363,8 +392,28 @@ class ProviderClient(ABC):
         """The platform account the token belongs to."""
 
     @abstractmethod
-    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date) -> list[MetricPoint]:
-        """Metric points for the account `external_id` from `start` to `end` (both included)."""
+    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date, *,
+                            public: Any = UNFETCHED) -> list[MetricPoint]:
+        """Metric points for the account `external_id` from `start` to `end` (both included).
+
+        `public`: the account's public data already fetched by `fetch_public` (for a provider that batches it),
+        or UNFETCHED to let the client fetch it.
+        """
+
+    @property
+    def public_batch_size(self) -> int:
+        """How many accounts one `fetch_public` call covers (1: the provider has no such batch call)."""
+        spec = self.quota
+        return spec.batch_size if spec is not None and spec.batched else 1
+
+    async def fetch_public(self, access_token: str, external_ids: list[str]) -> dict[str, Any]:
+        """The public data of several accounts in one call: id -> the provider's object, or None when it has
+        nothing for that id (deleted, or no longer public). Only for providers with `public_batch_size` > 1."""
+        raise NotImplementedError(f"{self.name} fetches no public data by the batch")
+
+    def usage_report(self, response: httpx.Response) -> UsageReport | None:
+        """What a response says about the provider's limits (usage headers); None when nothing."""
+        return None
 
     def sync_window(self, start: date, end: date) -> tuple[date, date]:
         """The range a sync should fetch to cover `start..end` given this platform's reporting lag."""
@@ -385,6 +434,8 @@ class ProviderClient(ABC):
     ) -> httpx.Response:
         """Send a request; network failures become `ProviderUnavailable`, non-2xx answers typed errors."""
         secret_list = [*secret_values, self._client_secret]
+        if self.observer is not None:
+            await self.observer.before(method, url)
         try:
             response = await self.http.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:
@@ -392,6 +443,8 @@ class ProviderClient(ABC):
         except httpx.TransportError as exc:
             detail = redact(str(exc) or type(exc).__name__, secret_list)
             raise ProviderUnavailable(self.name, f"network error: {detail}") from None
+        if self.observer is not None:
+            await self.observer.after(method, url, response, self.usage_report(response))
         if not response.is_success:
             raise self._error_from_response(response, secret_list)
         return response
@@ -446,7 +499,8 @@ class ProviderClient(ABC):
         return ProviderError(self.name, message, status=status)
 
     def _rate_limited(
-        self, response: httpx.Response, message: str, *, default_seconds: float | None = None
+        self, response: httpx.Response, message: str, *, default_seconds: float | None = None,
+        applies_to: str = "app", scope: str | None = None,
     ) -> ProviderRateLimited:
         """A ProviderRateLimited using the response's Retry-After header, else `default_seconds`."""
         seconds = parse_retry_after(response.headers.get("Retry-After"), self._now())
@@ -455,6 +509,8 @@ class ProviderClient(ABC):
             message,
             status=response.status_code,
             retry_after_seconds=seconds if seconds is not None else default_seconds,
+            applies_to=applies_to,
+            scope=scope,
         )
 
     def _classify_error(self, response: httpx.Response, body: Any, message: str) -> ProviderError | None:

@@ -15,10 +15,20 @@
   parser accepts either shape for any metric. Instagram returns no entry (not 0) when it has no data.
 * Errors: `{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}`; code 190 (and 102)
   = the token is invalid (re-auth), codes 4/17/32/613 (and 80002) = rate limited, 1/2 = temporary.
+* Quota (`QUOTA`, RATE_LIMITS_DOC): Instagram Platform calls are under Business Use Case limits, per
+  account: 4800 x the account's impressions in a rolling 24 hours. No number we can plan with, but Meta
+  reports the usage in every response: `X-Business-Use-Case-Usage` (`{"<id>": [{"type", "call_count",
+  "total_cputime", "total_time", "estimated_time_to_regain_access"}]}`, percentages and minutes) for the
+  account, `X-App-Usage` (`{"call_count", "total_cputime", "total_time"}`, percentages) for the app.
+  `usage_report` reads them: an account at its limit (or told to wait) blocks that account's syncs for the
+  time given, the app at 100 % pauses the provider; error 80002 (and 17, 32) is the account's limit,
+  4 and 613 the app's. A daily sync's calls (the minimum for a window of 3 days, the reporting lag):
+  the profile, one reach series, and one total-value request per day.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,6 +38,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from arti.providers.base import (
+    UNFETCHED,
     AccountIdentity,
     MetricPoint,
     ProviderAuthError,
@@ -40,6 +51,7 @@ from arti.providers.base import (
     days_between,
     to_number,
 )
+from arti.quotas import ROLLING, Endpoint, QuotaScope, QuotaSpec, UsageReport
 
 AUTHORIZE_URL = "https://www.instagram.com/oauth/authorize"
 SHORT_TOKEN_URL = "https://api.instagram.com/oauth/access_token"  # noqa: S105 (an endpoint, not a secret)
@@ -55,7 +67,40 @@ _IG_ID = re.compile(r"\d{1,32}")
 
 AUTH_CODES = frozenset({190, 102})
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80002})
+ACCOUNT_RATE_LIMIT_CODES = frozenset({17, 32, 80002})
+"""Throttling of one user, page or Instagram account (Business Use Case); 4 and 613 are the app's."""
 TRANSIENT_CODES = frozenset({1, 2})
+APP_USAGE_PAUSE_SECONDS = 300
+"""X-App-Usage at 100 %: Meta throttles until the hour's calls age out; the provider pauses this long."""
+ACCOUNT_USAGE_PAUSE_SECONDS = 900
+"""An account's Business Use Case usage at 100 % without estimated_time_to_regain_access: wait this long."""
+
+RATE_LIMITS_DOC = "https://developers.facebook.com/docs/graph-api/overview/rate-limiting"
+INSIGHTS_DOC = "https://developers.facebook.com/docs/instagram-platform/api-reference/instagram-user/insights"
+USER_DOC = "https://developers.facebook.com/docs/instagram-platform/api-reference/instagram-user"
+_GRAPH = r"https://graph\.instagram\.com(?:/v[0-9]+\.[0-9]+)?"
+_BUC = {"buc_per_account": 1}
+DAILY_WINDOW_DAYS = 3
+"""Days one daily sync fetches: yesterday and the two days insights may still revise (reporting_lag_days)."""
+
+QUOTA = QuotaSpec(
+    provider="instagram",
+    scopes=(
+        QuotaScope(
+            "buc_per_account", "calls", None, 86_400, ROLLING, applies_to="account", source=RATE_LIMITS_DOC,
+            note="Business Use Case limit of the Instagram Platform: 4800 x impressions per account in a rolling 24 "
+                 "hours. Usage (percent) in X-Business-Use-Case-Usage with estimated_time_to_regain_access "
+                 "(minutes); error 80002.",
+        ),
+    ),
+    endpoints=(
+        Endpoint("insights", rf"GET {_GRAPH}/[0-9]+/insights", _BUC, INSIGHTS_DOC, owner_token=True),
+        Endpoint("profile", rf"GET {_GRAPH}/[0-9]+", _BUC, USER_DOC, owner_token=True),
+        Endpoint("me", rf"GET {_GRAPH}/me", _BUC, USER_DOC, owner_token=True),
+    ),
+    daily_calls={"profile": 1, "insights": 1 + DAILY_WINDOW_DAYS},
+    note="GET /{id} (counts), /{id}/insights reach (3 days), /{id}/insights total_value once per day (3 days).",
+)
 
 
 class InstagramMe(ProviderModel):
@@ -178,7 +223,8 @@ class InstagramClient(ProviderClient):
     """Instagram API with Instagram Login client (professional accounts)."""
 
     name: ClassVar[str] = "instagram"
-    reporting_lag_days: ClassVar[int] = 2  # insights can be delayed up to 48 hours
+    reporting_lag_days: ClassVar[int] = DAILY_WINDOW_DAYS - 1  # insights can be delayed up to 48 hours
+    quota: ClassVar[QuotaSpec] = QUOTA
 
     default_scopes: ClassVar[tuple[str, ...]] = DEFAULT_SCOPES
     # Long-lived tokens last 60 days and are refreshed with themselves: renew a week ahead.
@@ -258,8 +304,11 @@ class InstagramClient(ProviderClient):
 
     # -- metrics
 
-    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date) -> list[MetricPoint]:
-        """`followers` and `media_count` on `end`; daily `reach`, `views` and `accounts_engaged`."""
+    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date, *,
+                            public: Any = UNFETCHED) -> list[MetricPoint]:
+        """`followers` and `media_count` on `end`; daily `reach`, `views` and `accounts_engaged`.
+
+        Every call needs the account's own token: Instagram has no batched public read (`public` is unused)."""
         check_range(start, end)
         if not _IG_ID.fullmatch(external_id):
             raise ValueError("instagram: an account id is a numeric string")
@@ -311,6 +360,27 @@ class InstagramClient(ProviderClient):
             secret_values=[access_token],
         )
 
+    def usage_report(self, response: httpx.Response) -> UsageReport | None:
+        """Meta's usage headers: X-App-Usage (the app) and X-Business-Use-Case-Usage (the account)."""
+        app = _json_header(response, "X-App-Usage")
+        buc = _json_header(response, "X-Business-Use-Case-Usage")
+        if not isinstance(app, Mapping) and not isinstance(buc, Mapping):
+            return None
+        report = UsageReport()
+        if isinstance(app, Mapping):
+            report.app = {k: app[k] for k in ("call_count", "total_cputime", "total_time") if k in app}
+            if _max_percent(report.app) >= 100:
+                report.app_blocked_seconds = APP_USAGE_PAUSE_SECONDS
+        if isinstance(buc, Mapping):
+            entries = [e for value in buc.values() if isinstance(value, list) for e in value if isinstance(e, Mapping)]
+            report.account = {str(k): v for k, v in buc.items()}
+            regain = max((to_number(e.get("estimated_time_to_regain_access")) or 0 for e in entries), default=0)
+            if regain > 0:
+                report.account_blocked_seconds = float(regain) * 60
+            elif max((_max_percent(e) for e in entries), default=0) >= 100:
+                report.account_blocked_seconds = ACCOUNT_USAGE_PAUSE_SECONDS
+        return report
+
     def _classify_error(self, response: httpx.Response, body: Any, message: str) -> ProviderError | None:
         """Graph API error codes decide, whatever the HTTP status (190 usually comes as 400)."""
         error = body.get("error") if isinstance(body, Mapping) else None
@@ -321,10 +391,31 @@ class InstagramClient(ProviderClient):
         if code in AUTH_CODES:
             return ProviderAuthError(self.name, message, status=status)
         if code in RATE_LIMIT_CODES:
-            return self._rate_limited(response, message)
+            # The error itself does not say how long; the usage headers may (estimated_time_to_regain_access).
+            report = self.usage_report(response)
+            if code in ACCOUNT_RATE_LIMIT_CODES:
+                return self._rate_limited(response, message, applies_to="account",
+                                          default_seconds=report.account_blocked_seconds if report else None)
+            return self._rate_limited(response, message,
+                                      default_seconds=report.app_blocked_seconds if report else None)
         if code in TRANSIENT_CODES or error.get("is_transient") is True:
             return ProviderUnavailable(self.name, message, status=status)
         return None
+
+
+def _json_header(response: httpx.Response, name: str) -> Any:
+    value = response.headers.get(name)
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def _max_percent(usage: Mapping[str, Any]) -> float:
+    """The largest of Meta's usage percentages (call_count, total_cputime, total_time)."""
+    return max((float(to_number(usage.get(k)) or 0) for k in ("call_count", "total_cputime", "total_time")), default=0)
 
 
 def _short_lived_entry(payload: Any) -> Mapping[str, Any]:

@@ -12,6 +12,10 @@
 * SoundCloud gives current counts, not history: everything is recorded on the `end` day.
 * Errors: 401 → re-auth; 429 (body `{"errors": [{"meta": {"rate_limit", "reset_time"}}]}`) → rate
   limited until `Retry-After` or else `reset_time`.
+* Quota (`QUOTA`, RATE_LIMITS_DOC): limits are per client id; SoundCloud enforces "no limit on the total
+  number of calls", only 15,000 requests to playable streams (`/tracks/:id/stream`) in any 24 hours, which
+  a sync never makes. Nothing batches across users: a daily sync is `/me` and one page (200 tracks) of
+  `/users/{id}/tracks` per account, both with the owner's token.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from arti.providers.base import (
+    UNFETCHED,
     AccountIdentity,
     MetricPoint,
     ProviderAuthError,
@@ -35,12 +40,40 @@ from arti.providers.base import (
     check_range,
     require_origin,
 )
+from arti.quotas import ROLLING, Endpoint, QuotaScope, QuotaSpec
 
 AUTHORIZE_URL = "https://secure.soundcloud.com/authorize"
 TOKEN_URL = "https://secure.soundcloud.com/oauth/token"  # noqa: S105 (an endpoint, not a secret)
 API_URL = "https://api.soundcloud.com"
 PAGE_SIZE = 200
 MAX_PAGES = 500
+
+RATE_LIMITS_DOC = "https://developers.soundcloud.com/docs/api/rate-limits"
+API_DOC = "https://developers.soundcloud.com/docs/api/explorer/open-api"
+_API = r"https://api\.soundcloud\.com"
+_CALLS = {"api_rolling_24h": 1}
+
+QUOTA = QuotaSpec(
+    provider="soundcloud",
+    scopes=(
+        QuotaScope(
+            "plays_rolling_24h", "calls", 15_000, 86_400, ROLLING, source=RATE_LIMITS_DOC,
+            note="15,000 requests to playable streams (/tracks/:id/stream) per client id in any 24 hours; syncs "
+                 "never stream: they spend nothing here. Exceeded: 429 with reset_time.",
+        ),
+        QuotaScope(
+            "api_rolling_24h", "calls", None, 86_400, ROLLING, source=RATE_LIMITS_DOC,
+            note="Every other call: SoundCloud documents no limit on the total number of calls a client "
+                 "application makes. Counted, for information.",
+        ),
+    ),
+    endpoints=(
+        Endpoint("me", rf"GET {_API}/me", _CALLS, API_DOC, owner_token=True),
+        Endpoint("user_tracks", rf"GET {_API}/users/[^/]+/tracks", _CALLS, API_DOC, owner_token=True),
+    ),
+    daily_calls={"me": 1, "user_tracks": 1},
+    note="GET /me, then GET /users/{id}/tracks (one page of 200).",
+)
 
 
 class SoundCloudUser(ProviderModel):
@@ -75,6 +108,7 @@ class SoundCloudClient(ProviderClient):
 
     name: ClassVar[str] = "soundcloud"
     refresh_tokens_single_use: ClassVar[bool] = True
+    quota: ClassVar[QuotaSpec] = QUOTA
 
     # -- OAuth
 
@@ -145,8 +179,11 @@ class SoundCloudClient(ProviderClient):
 
     # -- metrics
 
-    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date) -> list[MetricPoint]:
-        """`followers`, `tracks` and `plays_total` now, recorded on `end` (SoundCloud keeps no history)."""
+    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date, *,
+                            public: Any = UNFETCHED) -> list[MetricPoint]:
+        """`followers`, `tracks` and `plays_total` now, recorded on `end` (SoundCloud keeps no history).
+
+        Both calls need the owner's token; nothing batches (`public` is unused)."""
         check_range(start, end)
         user = await self._me(access_token)
         if str(user.id) != external_id and user.urn != external_id:

@@ -10,6 +10,13 @@
   stored as None with the note "not provided", never 0.
 * Errors: `{"error": {"status", "message"}}` from the API, `{"error", "error_description"}` from the
   accounts service; 429 carries `Retry-After` in seconds.
+* Quota (`QUOTA`): Spotify counts an app's calls in a rolling 30-second window and answers 429 with
+  Retry-After beyond it; the number is not published (it depends on the app's mode), so
+  private.provider_quotas.quota_limit holds the app's own figure (a conservative 180 by default).
+  Public artist data needs no owner: `fetch_public` reads up to 50 artists per call
+  (`GET /v1/artists?ids=`, unknown ids answered with `null` in their place); only the albums call is
+  per artist. Development Mode apps lost "Get Several Artists" in the February 2026 migration: a 403 on it
+  falls back to one `GET /v1/artists/{id}` per artist.
 """
 
 from __future__ import annotations
@@ -22,14 +29,18 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from arti.providers.base import (
+    UNFETCHED,
     AccountIdentity,
     MetricPoint,
+    ProviderAccountGone,
     ProviderClient,
+    ProviderError,
     ProviderModel,
     TokenSet,
     check_range,
     require_origin,
 )
+from arti.quotas import ROLLING, Endpoint, QuotaScope, QuotaSpec
 
 AUTHORIZE_URL = "https://accounts.spotify.com/authorize"
 TOKEN_URL = "https://accounts.spotify.com/api/token"  # noqa: S105 (an endpoint, not a secret)
@@ -40,6 +51,38 @@ RELEASE_GROUPS = "album,single"
 ALBUMS_PAGE_LIMIT = 10  # the Development Mode maximum for GET /artists/{id}/albums since February 2026
 MAX_PAGES = 200
 _SPOTIFY_ID = re.compile(r"[0-9A-Za-z]{1,64}")
+SEVERAL_ARTISTS_MAX = 50
+
+RATE_LIMITS_DOC = "https://developer.spotify.com/documentation/web-api/concepts/rate-limits"
+SEVERAL_ARTISTS_DOC = "https://developer.spotify.com/documentation/web-api/reference/get-multiple-artists"
+ARTIST_DOC = "https://developer.spotify.com/documentation/web-api/reference/get-an-artist"
+ALBUMS_DOC = "https://developer.spotify.com/documentation/web-api/reference/get-an-artists-albums"
+MIGRATION_DOC = "https://developer.spotify.com/documentation/web-api/tutorials/february-2026-migration-guide"
+_API = r"https://api\.spotify\.com/v1"
+_WINDOW = {"rolling_30s": 1}
+
+QUOTA = QuotaSpec(
+    provider="spotify",
+    scopes=(
+        QuotaScope(
+            "rolling_30s", "calls", 180, 30, ROLLING, source=RATE_LIMITS_DOC,
+            note="Calls per app in a rolling 30-second window; the number depends on the app's mode and is not "
+                 "published: set quota_limit to your app's. Exceeded: 429 with Retry-After (seconds).",
+        ),
+    ),
+    endpoints=(
+        Endpoint("artists.several", rf"GET {_API}/artists", _WINDOW, SEVERAL_ARTISTS_DOC,
+                 batch_max=SEVERAL_ARTISTS_MAX),
+        Endpoint("artists.get", rf"GET {_API}/artists/[^/]+", _WINDOW, ARTIST_DOC),
+        Endpoint("artists.albums", rf"GET {_API}/artists/[^/]+/albums", _WINDOW, ALBUMS_DOC),
+        Endpoint("me", rf"GET {_API}/me", _WINDOW, "https://developer.spotify.com/documentation/web-api/reference/"
+                 "get-current-users-profile"),
+    ),
+    daily_calls={"artists.albums": 1},
+    batched="artists.several",
+    batch_size=SEVERAL_ARTISTS_MAX,
+    note="GET /v1/artists?ids= per 50 artists; GET /v1/artists/{id}/albums per artist.",
+)
 
 
 class SpotifyFollowers(ProviderModel):
@@ -85,6 +128,7 @@ class SpotifyClient(ProviderClient):
 
     name: ClassVar[str] = "spotify"
     default_scopes: ClassVar[tuple[str, ...]] = DEFAULT_SCOPES
+    quota: ClassVar[QuotaSpec] = QUOTA
 
     # -- OAuth
 
@@ -142,13 +186,59 @@ class SpotifyClient(ProviderClient):
 
     # -- metrics
 
-    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date) -> list[MetricPoint]:
+    async def fetch_public(self, access_token: str, external_ids: list[str]) -> dict[str, Any]:
+        """Artist objects by id, 50 per call (`GET /v1/artists?ids=`); None for an id Spotify has no artist for.
+
+        One id is one `GET /v1/artists/{id}` (same cost, and it exists in every mode). A 403 on the batch call
+        (Development Mode apps lost it in February 2026, see MIGRATION_DOC) falls back to one call per artist.
+        """
+        found: dict[str, Any] = {}
+        ids = list(dict.fromkeys(external_ids))
+        for artist_id in ids:
+            self._artist_url(artist_id)  # validates the id
+        for i in range(0, len(ids), SEVERAL_ARTISTS_MAX):
+            chunk = ids[i: i + SEVERAL_ARTISTS_MAX]
+            if len(chunk) == 1:
+                found |= await self._one_artist(access_token, chunk[0])
+                continue
+            try:
+                payload = await self._get(access_token, f"{API_URL}/artists", params={"ids": ",".join(chunk)})
+            except ProviderError as exc:
+                if exc.status != 403 or type(exc) is not ProviderError:
+                    raise
+                for artist_id in chunk:
+                    found |= await self._one_artist(access_token, artist_id)
+                continue
+            artists = payload.get("artists") if isinstance(payload, dict) else None
+            if not isinstance(artists, list) or len(artists) != len(chunk):
+                raise ProviderError(self.name, "unexpected several-artists response (fields: artists)")
+            for artist_id, artist in zip(chunk, artists, strict=True):
+                found[artist_id] = artist if isinstance(artist, dict) and artist.get("id") else None
+        return found
+
+    async def _one_artist(self, access_token: str, artist_id: str) -> dict[str, Any]:
+        try:
+            return {artist_id: await self._get(access_token, self._artist_url(artist_id))}
+        except ProviderError as exc:
+            if exc.status in (400, 404) and type(exc) is ProviderError:
+                return {artist_id: None}
+            raise
+
+    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date, *,
+                            public: Any = UNFETCHED) -> list[MetricPoint]:
         """`followers`, `popularity` and `releases` of the artist `external_id`, recorded on `end`.
 
-        Spotify gives current values only, so nothing is recorded for the other days of the range.
+        Spotify gives current values only, so nothing is recorded for the other days of the range. `public` is
+        the artist object from `fetch_public` (None: Spotify has no artist with this id any more).
         """
         check_range(start, end)
-        payload = await self._get(access_token, self._artist_url(external_id))
+        if public is UNFETCHED:
+            payload = await self._get(access_token, self._artist_url(external_id))
+        elif public is None:
+            raise ProviderAccountGone(self.name, f"Spotify has no artist {external_id} any more (removed, or the id "
+                                                 "is wrong); reconnect the artist")
+        else:
+            payload = public
         artist = self._parse(SpotifyArtist, payload)
         releases = await self._releases_point(access_token, external_id, end)
         return [*self._artist_points(artist, payload, end), releases]

@@ -12,6 +12,14 @@
 * Errors: `{"error": {"code", "message", "errors": [{"reason", ...}], "status"}}`. The quota reasons
   (`quotaExceeded`, `dailyLimitExceeded`: daily quota, reset at midnight Pacific time;
   `rateLimitExceeded`, `userRateLimitExceeded`) arrive as 403 and are mapped to `ProviderRateLimited`.
+* Quota (`QUOTA`, from DATA_QUOTA_DOC): a project has 10,000 Data API units a day, reset at midnight
+  Pacific Time, and channels.list costs 1 unit whatever the number of ids it is given (`id` takes a
+  comma-separated list; 50 per call, the API's page size). Public statistics need no owner: a daily sync
+  reads them for 50 channels at a time (`fetch_public`), with any token of the project. Only the
+  Analytics report needs the owner's token (`ids=channel==<id>`: "the user who authorizes the request must
+  be the owner of the channel", REPORTS_DOC), and it counts against the Analytics API's own quota, not
+  Data API units. The first design spent 1 unit per account (`channels.list?mine=true`): 10,000 channels
+  would have exhausted the day's quota before any report.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ import httpx
 from pydantic import Field
 
 from arti.providers.base import (
+    UNFETCHED,
     AccountIdentity,
     MetricPoint,
+    ProviderAccountGone,
     ProviderAuthError,
     ProviderClient,
     ProviderError,
@@ -37,6 +47,7 @@ from arti.providers.base import (
     to_int,
     to_number,
 )
+from arti.quotas import DAILY, Endpoint, QuotaScope, QuotaSpec
 
 AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
 TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 (an endpoint, not a secret)
@@ -60,6 +71,40 @@ DAILY_QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 AUTH_REASONS = frozenset({"authError", "insufficientPermissions"})
 LAG_DAYS = 3
+CHANNELS_PER_CALL = 50
+PACIFIC = "America/Los_Angeles"
+
+DATA_QUOTA_DOC = "https://developers.google.com/youtube/v3/determine_quota_cost"
+CHANNELS_DOC = "https://developers.google.com/youtube/v3/docs/channels/list"
+REPORTS_DOC = "https://developers.google.com/youtube/analytics/reference/reports/query"
+ERRORS_DOC = "https://developers.google.com/youtube/v3/docs/errors"
+
+QUOTA = QuotaSpec(
+    provider="youtube",
+    scopes=(
+        QuotaScope(
+            "data_api_daily", "units", 10_000, 86_400, DAILY, reset_time_zone=PACIFIC, source=DATA_QUOTA_DOC,
+            note="YouTube Data API: 10,000 units a day per project, reset at midnight Pacific Time; channels.list "
+                 "costs 1 unit whatever the number of ids (up to 50). Exhausted: 403 quotaExceeded.",
+        ),
+        QuotaScope(
+            "analytics_daily", "calls", None, 86_400, DAILY, reset_time_zone=PACIFIC, source=REPORTS_DOC,
+            note="YouTube Analytics API reports.query: its own per-project quota (Google Cloud console), not Data "
+                 "API units; one call per channel with the owner's token. No number to plan with: counted, "
+                 "enforced by quotaExceeded.",
+        ),
+    ),
+    endpoints=(
+        Endpoint("channels.list", r"GET https://www\.googleapis\.com/youtube/v3/channels", {"data_api_daily": 1},
+                 CHANNELS_DOC, batch_max=CHANNELS_PER_CALL),
+        Endpoint("reports.query", r"GET https://youtubeanalytics\.googleapis\.com/v2/reports",
+                 {"analytics_daily": 1}, REPORTS_DOC, owner_token=True),
+    ),
+    daily_calls={"reports.query": 1},
+    batched="channels.list",
+    batch_size=CHANNELS_PER_CALL,
+    note="channels.list?id= (public statistics) per 50 channels; reports.query per channel (owner).",
+)
 
 
 class ChannelSnippet(ProviderModel):
@@ -125,6 +170,7 @@ class YouTubeClient(ProviderClient):
     name: ClassVar[str] = "youtube"
     reporting_lag_days: ClassVar[int] = LAG_DAYS
     default_scopes: ClassVar[tuple[str, ...]] = DEFAULT_SCOPES
+    quota: ClassVar[QuotaSpec] = QUOTA
 
     # -- OAuth
 
@@ -193,20 +239,38 @@ class YouTubeClient(ProviderClient):
 
     # -- metrics
 
-    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date) -> list[MetricPoint]:
+    async def fetch_public(self, access_token: str, external_ids: list[str]) -> dict[str, Any]:
+        """Channel resources (snippet, statistics) by id, 50 per call and 1 unit per call; None for an id YouTube
+        returns nothing for (deleted, terminated or not public). Any token of the project will do."""
+        found: dict[str, Any] = {}
+        ids = list(dict.fromkeys(external_ids))
+        for i in range(0, len(ids), CHANNELS_PER_CALL):
+            chunk = ids[i: i + CHANNELS_PER_CALL]
+            payload = await self._get(access_token, f"{DATA_API_URL}/channels", params={
+                "part": "snippet,statistics", "id": ",".join(chunk), "maxResults": str(CHANNELS_PER_CALL)})
+            self._parse(ChannelListResponse, payload)
+            items = {raw["id"]: raw for raw in payload.get("items") or [] if isinstance(raw, dict)}
+            found |= {channel_id: items.get(channel_id) for channel_id in chunk}
+        return found
+
+    async def fetch_metrics(self, access_token: str, external_id: str, start: date, end: date, *,
+                            public: Any = UNFETCHED) -> list[MetricPoint]:
         """Daily report metrics for each reported day, plus channel totals on `end`.
 
         Days YouTube has not reported yet are absent (not None): they are filled by a later sync over
-        `sync_window()`.
+        `sync_window()`. `public` is the channel resource from `fetch_public` (None: YouTube has no such channel
+        any more); the report is asked for this channel with the owner's token, so a token of another channel is
+        refused by YouTube.
         """
         check_range(start, end)
-        channel = await self._my_channel(access_token)
-        if channel.id != external_id:
-            raise ProviderAuthError(
-                self.name, f"the token belongs to channel {channel.id}, not to the connected channel {external_id}"
-            )
+        if public is UNFETCHED:
+            public = (await self.fetch_public(access_token, [external_id])).get(external_id)
+        if public is None:
+            raise ProviderAccountGone(self.name, f"YouTube has no channel {external_id} any more (deleted, "
+                                                 "terminated or no longer public)")
+        channel = self._parse(Channel, public)
         points = self._statistics_points(channel, end)
-        points += await self._report_points(access_token, start, end)
+        points += await self._report_points(access_token, external_id, start, end)
         return points
 
     @staticmethod
@@ -234,17 +298,24 @@ class YouTubeClient(ProviderClient):
             )
         return points
 
-    async def _report_points(self, access_token: str, start: date, end: date) -> list[MetricPoint]:
+    async def _report_points(self, access_token: str, channel_id: str, start: date, end: date) -> list[MetricPoint]:
         params = {
-            "ids": "channel==MINE",
+            "ids": f"channel=={channel_id}",
             "startDate": start.isoformat(),
             "endDate": end.isoformat(),
             "metrics": ",".join(REPORT_METRICS),
             "dimensions": "day",
             "sort": "day",
         }
-        table = self._parse(ResultTable, await self._get(access_token, ANALYTICS_URL, params=params))
-        return parse_report(table, start, end)
+        try:
+            payload = await self._get(access_token, ANALYTICS_URL, params=params)
+        except ProviderError as exc:
+            if type(exc) is ProviderError and exc.status == 403:
+                # "The user who authorizes the request must be the owner of the channel": the owner must reconnect.
+                raise ProviderAuthError(self.name, f"the token's user does not own channel {channel_id}: "
+                                                   f"{exc.provider_message}", status=403) from None
+            raise
+        return parse_report(self._parse(ResultTable, payload), start, end)
 
     # -- plumbing
 
@@ -261,7 +332,10 @@ class YouTubeClient(ProviderClient):
         reasons = {str(e.get("reason")) for e in error.get("errors") or [] if isinstance(e, Mapping)}
         status = response.status_code
         if reasons & DAILY_QUOTA_REASONS:
-            return self._rate_limited(response, message, default_seconds=seconds_until_quota_reset(self._now()))
+            scope = "analytics_daily" if response.request.url.host == "youtubeanalytics.googleapis.com" else (
+                "data_api_daily")
+            return self._rate_limited(response, message, default_seconds=seconds_until_quota_reset(self._now()),
+                                      scope=scope)
         if reasons & RATE_REASONS or error.get("status") == "RESOURCE_EXHAUSTED":
             return self._rate_limited(response, message)
         if status in (401, 403) and reasons & AUTH_REASONS:

@@ -40,7 +40,7 @@ async def test_healthy_with_a_fresh_heartbeat(client: httpx.AsyncClient, fresh_w
     assert body["status"] == "ok"
     checks = body["checks"]
     assert {name: c["status"] for name, c in checks.items()} == {
-        "database": "ok", "migrations": "ok", "worker": "ok", "queue": "ok"}
+        "database": "ok", "migrations": "ok", "worker": "ok", "queue": "ok", "quota": "ok"}
     assert checks["worker"]["alive"] == 1 and checks["worker"]["last_heartbeat_age_seconds"] < 5
     assert checks["queue"]["todo"] == (todo["n"] if todo else 0)
     assert checks["migrations"]["applied"] == len(list((PROJECT_ROOT / "supabase" / "migrations").glob("*.sql")))
@@ -144,3 +144,26 @@ async def test_liveness_needs_nothing(tmp_path: Path) -> None:
     async with running(make_settings(f"postgresql://postgres:x@127.0.0.1:{port}/postgres")) as client:
         response = await client.get("/functions/v1/health/live")
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+async def test_the_quota_figures_are_information(client: httpx.AsyncClient, fresh_worker: int,
+                                                 conn: psycopg.Connection[Any]) -> None:
+    """Per provider: what the next daily sync needs against its quotas; a block never makes the platform unhealthy."""
+    conn.execute("select private.block_provider_quota('youtube', now() + interval '1 hour', 'quotaExceeded (test)', "
+                 "'data_api_daily')")
+    try:
+        response = await client.get("/functions/v1/health")
+    finally:
+        conn.execute("update private.provider_quota_state set blocked_until = null, blocked_reason = null")
+        conn.execute("delete from private.provider_quota_usage where provider = 'youtube'")
+    assert response.status_code == 200, response.text
+    quota = response.json()["checks"]["quota"]
+    assert quota["status"] == "ok" and quota["next_daily_sync"]
+    assert set(quota["providers"]) == {"spotify", "youtube", "instagram", "soundcloud"}
+    youtube = quota["providers"]["youtube"]
+    assert {"accounts", "calls_needed", "fit", "will_wait"} <= set(youtube)
+    assert youtube["blocked_reason"] == "quotaExceeded (test)" and youtube["blocked_until"]
+    data_api = youtube["limits"]["data_api_daily"]
+    assert data_api["limit"] == 10_000 and data_api["unit"] == "units" and data_api["window"] == "daily"
+    assert data_api["spent_today"] == 10_000  # YouTube said the day's quota is spent: counted as spent
+    assert quota["providers"]["spotify"]["limits"]["rolling_30s"]["window"] == "30 s rolling"

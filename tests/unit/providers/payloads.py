@@ -99,6 +99,21 @@ def spotify_albums_page(*, offset: int, count: int, total: int | None, next_url:
     return body
 
 
+def spotify_artist_with_id(artist_id: str, followers: int = 10245) -> dict[str, Any]:
+    """A full artist object for `artist_id`."""
+    body = spotify_artist()
+    body.update(id=artist_id, uri=f"spotify:artist:{artist_id}", href=f"https://api.spotify.com/v1/artists/{artist_id}",
+                name=f"Artist {artist_id[-4:]}")
+    body["external_urls"] = {"spotify": f"https://open.spotify.com/artist/{artist_id}"}
+    body["followers"]["total"] = followers
+    return body
+
+
+def spotify_several_artists(ids: list[str], *, gone: tuple[str, ...] = ()) -> dict[str, Any]:
+    """GET /v1/artists?ids=a,b,c: `artists` in the order asked, `null` in the place of an id with no artist."""
+    return {"artists": [None if i in gone else spotify_artist_with_id(i, 1000 + n) for n, i in enumerate(ids)]}
+
+
 def spotify_error(status: int, message: str) -> dict[str, Any]:
     """The Web API error object."""
     return {"error": {"status": status, "message": message}}
@@ -159,6 +174,38 @@ def yt_channels(*, hidden: bool = False, drop: tuple[str, ...] = ()) -> dict[str
 
 
 YT_COLUMNS = ("day", "views", "estimatedMinutesWatched", "subscribersGained", "subscribersLost")
+
+
+def yt_channel(channel_id: str, subscribers: int = 12300) -> dict[str, Any]:
+    """A channel resource with part=snippet,statistics (as in channels.list's items)."""
+    return {
+        "kind": "youtube#channel",
+        "etag": f"etag-{channel_id}",
+        "id": channel_id,
+        "snippet": {"title": f"Channel {channel_id[-4:]}", "description": "", "publishedAt": "2015-01-01T00:00:00Z",
+                    "thumbnails": {}, "localized": {"title": f"Channel {channel_id[-4:]}", "description": ""}},
+        "statistics": {"viewCount": str(subscribers * 150), "subscriberCount": str(subscribers),
+                       "hiddenSubscriberCount": False, "videoCount": "42"},
+    }
+
+
+def yt_channels_by_id(ids: list[str], *, gone: tuple[str, ...] = ()) -> dict[str, Any]:
+    """channels.list?part=snippet,statistics&id=a,b,c: one item per channel found, in no promised order; an id
+    YouTube has no channel for (deleted, terminated) is simply absent, and totalResults counts what was found."""
+    items = [yt_channel(i, 1000 + n) for n, i in enumerate(ids) if i not in gone]
+    return {
+        "kind": "youtube#channelListResponse",
+        "etag": "etag-list",
+        "pageInfo": {"totalResults": len(items), "resultsPerPage": len(items)},
+        "items": items,
+    }
+
+
+def yt_quota_exceeded() -> dict[str, Any]:
+    """The Data API's 403 once the project's daily quota is spent (domain youtube.quota, reason quotaExceeded)."""
+    message = ('The request cannot be completed because you have exceeded your '
+               '<a href="/youtube/v3/getting-started#quota">quota</a>.')
+    return google_error(403, message, "quotaExceeded", domain="youtube.quota")
 
 
 def yt_report(rows: list[list[Any]] | None, columns: tuple[str, ...] = YT_COLUMNS) -> dict[str, Any]:

@@ -135,7 +135,7 @@ async def test_metrics_parse_string_counts_and_daily_report_rows(
     assert not any(metric in {"views", "watch_minutes"} and day == END for metric, day in points)
 
     params = report.calls.last.request.url.params
-    assert params["ids"] == "channel==MINE"
+    assert params["ids"] == f"channel=={p.YT_CHANNEL_ID}"  # the owner's token, for this channel
     assert params["dimensions"] == "day"
     assert params["startDate"] == "2026-04-28" and params["endDate"] == "2026-05-01"
     assert params["metrics"] == "views,estimatedMinutesWatched,subscribersGained,subscribersLost"
@@ -183,8 +183,10 @@ async def test_report_without_rows_gives_only_the_snapshot(youtube: YouTubeClien
 
 
 async def test_token_of_another_channel_is_an_auth_error(youtube: YouTubeClient, mock_api: respx.MockRouter) -> None:
-    mock_api.get(CHANNELS_URL).respond(200, json=p.yt_channels())
-    with pytest.raises(ProviderAuthError, match="not to the connected channel"):
+    """The report is asked for the connected channel: YouTube refuses a token whose user does not own it."""
+    mock_api.get(CHANNELS_URL).respond(200, json=p.yt_channels_by_id(["UCsomeoneElse"]))
+    mock_api.get(REPORTS_URL).respond(403, json=p.google_error(403, "Forbidden", "forbidden"))
+    with pytest.raises(ProviderAuthError, match="does not own channel UCsomeoneElse"):
         await youtube.fetch_metrics(ACCESS, "UCsomeoneElse", START, END)
 
 
