@@ -159,11 +159,11 @@ async def answer_question(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID,
     citations = [{"id": i, "content": by_id[i]["content"], "source": by_id[i]["source"],
                   "period_start": str(by_id[i]["period_start"]) if by_id[i]["period_start"] else None,
                   "period_end": str(by_id[i]["period_end"]) if by_id[i]["period_end"] else None} for i in cited]
-    title = question if len(question) <= 120 else question[:117] + "..."
+    # The only write path for a user's answer: private.record_answer checks insights.ask, the artist and the
+    # citations in the organization and bounds every input (users have no INSERT on public.insights).
     cur = await conn.execute(
-        "insert into public.insights (org_id, artist_id, kind, title, body, question, citations, answer_mode, "
-        "evidence) values (%s, %s, 'answer', %s, %s, %s, %s, %s, %s) returning id",
-        (org_id, artist_id, title, text, question, json.dumps(cited), mode,
+        "select private.record_answer(%s, %s, %s, %s, %s, %s, %s) as id",
+        (org_id, artist_id, question, text, json.dumps(cited), mode,
          json.dumps({"retrieved": list(by_id), "note": note} if note else {"retrieved": list(by_id)})),
     )
     row = await cur.fetchone()

@@ -2,11 +2,11 @@
 
 The pool connects as the configured database role (the "service connection": `postgres`, as the worker
 does). A request that acts for a user opens one transaction on it and, before touching any data, becomes
-that user exactly as PostgREST does: `set local role authenticated` and the verified JWT claims in
-`request.jwt.claims`, so RLS policies and SQL functions decide. Work that needs the service connection
-(the `private` schema, columns users may not write) comes after `become_service` in the same
-transaction, only once the user's own statements have passed RLS; the claims stay set so audit triggers
-still record the user as the actor.
+that user exactly as PostgREST does: `set local role authenticated`, the verified JWT claims in
+`request.jwt.claims` and the role's own settings (its statement timeout), so RLS policies and SQL functions
+decide. Work that needs the service connection (the `private` schema, columns users may not write) comes
+after `become_service` in the same transaction, only once the user's own statements have passed RLS; the
+claims stay set so audit triggers still record the user as the actor.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from arti.db import (
+    API_ROLES,
+    ROLE_SETTINGS_SQL,
+    USER_SETTINGS_SQL,
+    RoleSettings,
+    request_context_sql,
+    role_settings_from,
+)
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -42,12 +51,28 @@ def make_pool(url: str, *, max_size: int, timeout: float) -> AsyncConnectionPool
     )
 
 
+_ROLE_SETTINGS: dict[tuple[str, str, str], RoleSettings] = {}
+
+
+async def role_settings(conn: Conn, role: str) -> tuple[tuple[str, str], ...]:
+    """The settings PostgREST applies when it impersonates `role` (its statement timeout above all), read from
+    pg_db_role_setting once per database and cached for the life of the process."""
+    key = (str(conn.info.host), str(conn.info.port), str(conn.info.dbname))
+    if key not in _ROLE_SETTINGS:
+        rows = await (await conn.execute(ROLE_SETTINGS_SQL, {"roles": list(API_ROLES)})).fetchall()
+        settable = {r["name"] for r in await (await conn.execute(USER_SETTINGS_SQL)).fetchall()}
+        _ROLE_SETTINGS[key] = role_settings_from(rows, settable)
+    return _ROLE_SETTINGS[key].get(role, ())
+
+
 async def become_user(conn: Conn, claims: Mapping[str, Any]) -> None:
-    """Inside the current transaction, become `authenticated` with `claims` (what PostgREST does)."""
+    """Inside the current transaction, become `authenticated` with `claims` and the role's own settings
+    (`statement_timeout` 8 s on Supabase), what PostgREST does: `set local role` alone does not apply them."""
+    settings = await role_settings(conn, "authenticated")
     await conn.execute("set local role authenticated")
     await conn.execute(
-        "select set_config('request.jwt.claims', %s, true), set_config('request.jwt.claim.sub', %s, true)",
-        (json.dumps(dict(claims)), str(claims.get("sub") or "")),
+        request_context_sql(settings),
+        (json.dumps(dict(claims)), str(claims.get("sub") or ""), *(part for pair in settings for part in pair)),
     )
 
 

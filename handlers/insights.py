@@ -18,6 +18,7 @@ from handlers.ratelimit import admit_member
 from handlers.services import Services, authenticate, services
 
 ASK_REFUSAL = "asking needs the insights.ask permission (analyst or above) in this organization"
+ARTIST_NOT_FOUND = "artist not found in this organization"
 
 
 class AskBody(Input):
@@ -57,6 +58,13 @@ async def ask(request: Request) -> Response:
         allowed = await fetch_one(conn, "select private.has_permission(%s, 'insights.ask') as ok", (body.org_id,))
         if not allowed or not allowed["ok"]:
             raise HandlerError(403, "forbidden", ASK_REFUSAL)
+        if body.artist_id is not None:
+            # Read as the user (RLS): an unknown id and another organization's get the same 404, before any
+            # retrieval or LLM work. private.record_answer checks it again when storing.
+            artist = await fetch_one(conn, "select exists (select 1 from public.artists where id = %s and org_id = %s)"
+                                           " as ok", (body.artist_id, body.org_id))
+            if not artist or not artist["ok"]:
+                raise HandlerError(404, "not_found", ARTIST_NOT_FOUND)
         answer = await answer_question(conn, body.org_id, body.question.strip(), artist_id=body.artist_id,
                                        embedder=embedder, llm=llm)
     payload: dict[str, Any] = {

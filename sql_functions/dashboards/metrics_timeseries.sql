@@ -31,12 +31,17 @@ begin
     if metric is null or btrim(metric) = '' then
         raise exception 'metric is required, e.g. followers' using errcode = '22023';
     end if;
+    if char_length(metric) > 63 then
+        raise exception 'metric may be at most 63 characters (metric names are)' using errcode = '22023';
+    end if;
     if start_day is null or end_day is null or start_day > end_day then
         raise exception 'start_day and end_day are required and start_day must be on or before end_day'
         using errcode = '22023';
     end if;
-    if end_day - start_day > 3660 then
-        raise exception 'the range may span at most 10 years' using errcode = '22023';
+    if end_day - start_day > 730 then
+        raise exception 'the range may span at most 731 days (2 years); this one spans % days',
+            end_day - start_day + 1
+        using errcode = '22023';
     end if;
     if bucket is null or bucket not in ('day', 'week', 'month') then
         raise exception 'bucket must be day, week or month' using errcode = '22023';
@@ -63,6 +68,7 @@ end
 $$;
 comment on function public.metrics_timeseries(uuid[], text, date, date, text) is
 'Bucketed series of one metric for the given accounts (RLS applies): last, sum, avg, min, max per bucket; '
-'days_not_provided counts days the platform gave no value. Errors: 22023 bad arguments.';
+'days_not_provided counts days the platform gave no value. At most 200 accounts and 731 days (2 years). '
+'Errors: 22023 bad arguments.';
 revoke all on function public.metrics_timeseries(uuid[], text, date, date, text) from public, anon;
 grant execute on function public.metrics_timeseries(uuid[], text, date, date, text) to authenticated, service_role;

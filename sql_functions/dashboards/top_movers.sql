@@ -27,6 +27,9 @@ begin
     if metric is null or btrim(metric) = '' then
         raise exception 'metric is required, e.g. followers' using errcode = '22023';
     end if;
+    if char_length(metric) > 63 then
+        raise exception 'metric may be at most 63 characters (metric names are)' using errcode = '22023';
+    end if;
     if window_days is null or window_days not between 1 and 365 then
         raise exception 'window_days must be between 1 and 365' using errcode = '22023';
     end if;

@@ -39,6 +39,18 @@ begin
     if query is null or btrim(query) = '' then
         raise exception 'query is required' using errcode = '22023';
     end if;
+    -- Input bounds (the ranking's cost grows with the number of terms times the matching chunks): the question's
+    -- own bound in characters, and at most 64 search terms (the words left once stop words are dropped).
+    if char_length(query) > 2000 then
+        raise exception 'query may be at most 2000 characters' using errcode = '22023';
+    end if;
+    if numnode(websearch_to_tsquery('english', query)) > 127 then
+        raise exception 'query may contain at most 64 search terms (words other than stop words)'
+        using errcode = '22023';
+    end if;
+    if query_embedding is not null and extensions.vector_dims(query_embedding) <> 384 then
+        raise exception 'query_embedding must have 384 dimensions' using errcode = '22023';
+    end if;
     if match_count is null or match_count not between 1 and 50 then
         raise exception 'match_count must be between 1 and 50' using errcode = '22023';
     end if;
@@ -225,7 +237,8 @@ $iterative$;
 comment on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text) is
 'Hybrid retrieval over an organization''s chunks: full-text rank and HNSW cosine similarity fused by reciprocal '
 'rank fusion (k = 60), optionally for one artist; mode fulltext or vector isolates one signal. Without an '
-'embedding, full text alone answers. Errors: 22023 bad arguments, 42501 not a member.';
+'embedding, full text alone answers. Bounds: query at most 2000 characters and 64 search terms, a 384-d '
+'embedding, match_count 1-50. Errors: 22023 bad arguments, 42501 not a member.';
 revoke all on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text) from public, anon;
 grant execute on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text)
 to authenticated, service_role;

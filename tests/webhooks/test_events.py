@@ -45,8 +45,8 @@ def test_each_source_emits_its_event_with_ids_and_useful_fields(db: TestDB) -> N
                        "evidence, dedupe_key) values (%(org_a)s, %(artist_a)s, %(account_a)s, 'anomaly', 'followers', "
                        "'2026-11-24', 'Followers +60%%', 'Far above usual.', '{\"z\": 4.2}', 'k-test') returning id", p)
     with db.as_user(users["analyst"]):
-        answer = db.value("insert into public.insights (org_id, kind, title, body, question) values "
-                          "(%(org_a)s, 'answer', 'Growth', 'It grew.', 'How did we grow?') returning id", p)
+        answer = db.value("select private.record_answer(%(org_a)s, null, 'How did we grow?', 'It grew.', '[]', "
+                          "'extractive', '{}')", p)
     with db.as_user(users["admin"]):
         invitation = db.value("select public.invite_member(%(org_a)s, 'guest@example.test', 'analyst') "
                               "->> 'invitation_id'", p)
@@ -69,8 +69,8 @@ def test_each_source_emits_its_event_with_ids_and_useful_fields(db: TestDB) -> N
         "metric": "followers", "day": "2026-11-24", "title": "Followers +60%", "body": "Far above usual.",
         "evidence": {"z": 4.2}}
     assert events["insight.created"]["payload"] == {
-        "insight_id": str(answer), "title": "Growth", "question": "How did we grow?",
-        "created_by": str(users["analyst"])}
+        "insight_id": str(answer), "title": "How did we grow?", "question": "How did we grow?",
+        "answer_mode": "extractive", "created_by": str(users["analyst"])}
     assert events["insight.created"]["actor_id"] == users["analyst"]
     invited = events["member.invited"]["payload"]
     assert invited["invitation_id"] == invitation and invited["email"] == "guest@example.test"

@@ -63,8 +63,8 @@ def test_200_answers_to_7_endpoints_queue_at_most_one_job_per_endpoint_and_all_a
     def ask(n: int) -> None:
         with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as own, \
                 as_role(own, "authenticated", user_claims(str(analyst))):
-            own.execute("insert into public.insights (org_id, kind, title, body, question) "
-                        "values (%s, 'answer', %s, 'It grew.', %s)", (org.id, f"Q{n}", f"How did it grow? {n}"))
+            own.execute("select private.record_answer(%s, null, %s, 'It grew.', '[]', 'extractive', '{}')",
+                        (org.id, f"How did it grow? {n}"))
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()

@@ -56,8 +56,8 @@ def test_anomalies_go_to_every_member_and_answers_to_nobody(db: TestDB) -> None:
     everyone = {"viewer", "analyst", "manager", "admin", "owner", "extra"}
     assert recipients(db, world, "anomaly.detected") == everyone  # the factory's anomaly
     with db.as_user(world.users["analyst"]):
-        db.execute("insert into public.insights (org_id, kind, title, body, question) "
-                   "values (%(org_a)s, 'answer', 'Growth', 'It grew.', 'How?')", world.params())
+        db.execute("select private.record_answer(%(org_a)s, null, 'How did we grow?', 'It grew.', '[]', "
+                   "'extractive', '{}')", world.params())
     assert db.value("select count(*) from private.outbox where org_id = %(org_a)s and type = 'insight.created'",
                     world.params()) == 1
     assert recipients(db, world, "insight.created") == set()
