@@ -11,7 +11,7 @@ the documented quotas: YouTube's 10,000 Data API units per Pacific day, Spotify'
 usage headers. Spotify publishes no number for its window; the run gives the app SPOTIFY_FLOOR_SECONDS' worth of
 calls: `quota_limit` = calls needed x 30 / floor (what an operator sets for their app), the same in the fake.
 
-The pass: two real `arti worker --queue sync` processes (WORKER_CONCURRENCY slots each) and pg_cron's own
+The pass: real `arti worker --queue sync` processes (3 x 22 slots full size, 2 x 8 small) and pg_cron's own
 `private.enqueue_due_syncs()`, which plans the pass against the quotas (batches of 50 for YouTube and Spotify,
 every provider spread over the time the binding window needs). Measured, one pass (`--reps` does not repeat it):
 
@@ -57,8 +57,8 @@ TARGET_FLOOR = 1.2
 TARGET_CALLS = 1.0
 TARGET_WITHIN_QUOTA = 1.0
 LATENCY = (0.1, 0.3)
-WORKERS = 2
-WORKER_CONCURRENCY = {"full": 24, "small": 8}
+WORKERS = {"full": 3, "small": 2}
+WORKER_CONCURRENCY = {"full": 22, "small": 8}
 SPOTIFY_FLOOR_SECONDS = {"full": 150.0, "small": 12.0}
 SPOTIFY_WINDOW = 30
 ORG_PREFIX = "bench-sync-"
@@ -77,13 +77,14 @@ def _rss_bytes(pid: int) -> int | None:
 
 
 @contextmanager
-def _workers(url: str, gateway: str, keys: str, concurrency: int, folder: Path) -> Iterator[list[subprocess.Popen]]:
+def _workers(url: str, gateway: str, keys: str, count: int, concurrency: int, folder: Path
+             ) -> Iterator[list[subprocess.Popen]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "ARTI_"))}
     env.update(SUPABASE_DB_URL=url, ARTI_ENCRYPTION_KEYS=keys, ARTI_PROVIDER_GATEWAY=gateway, **PROVIDER_ENV,
                PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])))
     procs: list[subprocess.Popen] = []
     try:
-        for i in range(WORKERS):
+        for i in range(count):
             with (folder / f"worker-{i}.log").open("wb") as out:
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "arti.cli", "worker", "--queue", "sync", "--concurrency", str(concurrency)],
@@ -266,19 +267,19 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
         floors = {f"{r['provider']}.{r['scope']}": float(r["pass_seconds"]) for r in report
                   if r["pass_seconds"] is not None and float(r["units_needed"]) > 0}
         floor = max(floors.values(), default=0.0)
-        concurrency = WORKER_CONCURRENCY[size]
+        concurrency, workers = WORKER_CONCURRENCY[size], WORKERS[size]
         log(f"  {NAME}: {world['accounts']:,} accounts ({', '.join(f'{p} {n:,}' for p, n in mix.items())}) in "
             f"{setup_s:.1f} s; Spotify {limit} calls / {SPOTIFY_WINDOW} s -> quota floor {floor:.1f} s; "
-            f"{WORKERS} workers x {concurrency} slots; server synchronous_commit={settings.get('synchronous_commit')}")
+            f"{workers} workers x {concurrency} slots; server synchronous_commit={settings.get('synchronous_commit')}")
         details: dict[str, Any] = {"setup_s": round(setup_s, 1), "mix": mix, "floors_s": floors,
                                    "postgres_settings": settings, "spotify_limit_per_30s": limit}
         try:
             with QuotaFakeProviders(latency=LATENCY, spotify_limit=limit, spotify_window=SPOTIFY_WINDOW) as fake, \
                     tempfile.TemporaryDirectory(prefix="arti-bench-sync-") as tmp, \
-                    _workers(url, fake.url, keys, concurrency, Path(tmp)) as procs:
+                    _workers(url, fake.url, keys, workers, concurrency, Path(tmp)) as procs:
                 _wait(lambda: conn.execute("select count(*) >= %s as up from procrastinate.procrastinate_workers "
                                            "where last_heartbeat > now() - interval '10 seconds'",
-                                           (WORKERS,)).fetchone()["up"], timeout=60, what="the workers to start")
+                                           (workers,)).fetchone()["up"], timeout=60, what="the workers to start")
                 rss_start = [_rss_bytes(p.pid) for p in procs]
                 started = time.perf_counter()
                 due = conn.execute("select private.enqueue_due_syncs() as n").fetchone()["n"]
@@ -314,7 +315,7 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
     details.update(wall_s=round(wall, 1), plan_s=round(plan_s, 2), floor_s=round(floor, 1), progress=progress,
                    calls=calls, calls_per_account=per_account, minimum_calls_per_account=minimum_per_account,
                    violations=len(violations), violation_examples=violations[:5], worker_rss=rss,
-                   workers=f"{WORKERS} x arti worker --queue sync --concurrency {concurrency}")
+                   workers=f"{workers} x arti worker --queue sync --concurrency {concurrency}")
     params = {"accounts": world["accounts"], "mix": mix, "latency_s": list(LATENCY), "spotify_limit_per_30s": limit,
               "floors_s": floors, "plan_s": round(plan_s, 2), "succeeded": progress["succeeded"],
               "failed": progress["failed"], "deferred": progress["deferred"], "worker_rss_mib": rss,

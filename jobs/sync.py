@@ -30,6 +30,7 @@ from typing import Any
 import procrastinate
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from arti.crypto import KeySettingError, TokenCipher
 from arti.http import provider_http_client
@@ -57,6 +58,8 @@ SYNC_PRIORITY = 10
 """Syncs are fetched before other jobs (priority 0) by a worker serving several queues; private.enqueue_sync
 defers them with the same priority."""
 BACKOFF_BASE_SECONDS = 15
+SYNC_POOL_MAX = 64
+"""Connections a worker process keeps for its sync jobs at most (one per running sync)."""
 BATCH_FRESH_SECONDS = 12 * 3600
 """A batch's answer serves its members this long; a sync deferred past it fetches its own."""
 BATCH_CLAIM_WAIT_SECONDS = 30.0
@@ -93,27 +96,59 @@ def _window(last_synced_at: dt.datetime | None, backfill_days: int, client: Prov
     return client.sync_window(min(start, end), end)
 
 
+_pools: dict[tuple[int, str], AsyncConnectionPool[Any]] = {}
+
+
+async def _worker_pool(settings: Settings) -> AsyncConnectionPool[Any]:
+    """The worker process's connections for sync jobs, reused from job to job (one per event loop and database).
+
+    A new connection per job cost more than the job's own queries: a backend started, a TLS handshake and a
+    SCRAM exchange, for every one of a day's 10,000 syncs. Connections are opened as jobs need them and
+    checked at checkout (a server restart leaves none broken for a job).
+    """
+    key = (id(asyncio.get_running_loop()), settings.database_url())
+    pool = _pools.get(key)
+    if pool is None:
+        pool = AsyncConnectionPool(settings.database_url(), min_size=1, max_size=SYNC_POOL_MAX, open=False,
+                                   kwargs={"autocommit": True, "row_factory": dict_row},
+                                   check=AsyncConnectionPool.check_connection, max_idle=300, name="arti-sync")
+        _pools[key] = pool
+        await pool.open(wait=False)
+    return pool
+
+
 async def run_sync(sync_run_id: str, *, attempts: int = 0, settings: Settings | None = None,
-                   http: Any = None) -> dict[str, Any]:
-    """Do one sync run. Raises retryable errors after recording them on the run."""
+                   http: Any = None, pooled: bool = False) -> dict[str, Any]:
+    """Do one sync run. Raises retryable errors after recording them on the run.
+
+    `pooled`: take the connection from the worker process's pool (the task does); otherwise a connection of its own.
+    """
     settings = settings or get_settings()
+    if pooled:
+        async with (await _worker_pool(settings)).connection() as conn:
+            return await _run_closing(conn, sync_run_id, attempts, settings, http)
     conn = await _connect(settings)
     try:
-        try:
-            return await _run(conn, sync_run_id, attempts, settings, http)
-        except BaseException as exc:
-            # Whatever went wrong, a run this attempt left `running` is closed, never left to look alive (a
-            # retryable error has already set it back to `queued`). The error still propagates: the worker
-            # records the failed attempt in private.job_failures.
-            if not conn.closed:
-                with contextlib.suppress(psycopg.Error):
-                    await conn.execute(
-                        "update public.sync_runs set status = 'failed', finished_at = now(), error = %s "
-                        "where id = %s and status = 'running'",
-                        (f"internal error ({type(exc).__name__}); see `arti jobs --failed`", sync_run_id))
-            raise
+        return await _run_closing(conn, sync_run_id, attempts, settings, http)
     finally:
         await conn.close()
+
+
+async def _run_closing(conn: psycopg.AsyncConnection[Any], sync_run_id: str, attempts: int, settings: Settings,
+                       http: Any) -> dict[str, Any]:
+    try:
+        return await _run(conn, sync_run_id, attempts, settings, http)
+    except BaseException as exc:
+        # Whatever went wrong, a run this attempt left `running` is closed, never left to look alive (a
+        # retryable error has already set it back to `queued`). The error still propagates: the worker
+        # records the failed attempt in private.job_failures.
+        if not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute(
+                    "update public.sync_runs set status = 'failed', finished_at = now(), error = %s "
+                    "where id = %s and status = 'running'",
+                    (f"internal error ({type(exc).__name__}); see `arti jobs --failed`", sync_run_id))
+        raise
 
 
 START_SQL = """
@@ -368,6 +403,6 @@ async def _finish(conn: psycopg.AsyncConnection[Any], sync_run_id: str, status: 
 async def sync_account(context: procrastinate.JobContext, sync_run_id: str) -> dict[str, Any]:
     """Procrastinate entry point: one sync run."""
     attempts = context.job.attempts if context.job else 0
-    result = await run_sync(sync_run_id, attempts=attempts)
+    result = await run_sync(sync_run_id, attempts=attempts, pooled=True)
     logger.info("sync run %s: %s", sync_run_id, result)
     return result

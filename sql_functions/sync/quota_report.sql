@@ -33,9 +33,8 @@ as $$
     ),
 
     plan as (
-        select p.provider, count(*) as accounts, count(*) filter (where p.fits) as fits
-        from run_at, private.sync_plan(run_at.t, false) as p
-        group by p.provider
+        select p.provider, p.due + p.blocked as accounts, p.fit as fits
+        from run_at, private.sync_plan_providers(run_at.t, false) as p
     ),
 
     needs as (

@@ -2,8 +2,9 @@
 
 Every benchmark runs: dashboard_rls, metric_ingest, worker_throughput (a real Procrastinate worker,
 60 jobs), retrieval (20k chunks, HNSW built on the fly), handlers (two uvicorn servers started and
-stopped by the benchmark), rate_limits (one flood of insights/ask through uvicorn) and fair_queues (a real
-`arti worker` process, 40 syncs on an idle queue and 40 during a webhook flood) — about a minute.
+stopped by the benchmark), rate_limits (one flood of insights/ask through uvicorn), fair_queues (a real
+`arti worker` process, 40 syncs on an idle queue and 40 during a webhook flood) and sync_at_scale (200 accounts'
+daily pass through two real workers and the quota-enforcing fake providers, ~20 s) — about a minute and a half.
 
 No timing is asserted (benchmarks report ratios; a loaded CI machine must not fail this). It uses its
 own cluster (.arti/bench-smoke-db, port 54331 or ARTI_BENCH_SMOKE_PORT) rather than the bench
@@ -113,6 +114,20 @@ def test_small_run_writes_every_benchmark(tmp_path: Path, capsys: pytest.Capture
     assert latency["name"] == "fair_queues.sync_defer_to_start.flood_vs_idle" and latency["stat"] == "p95"
     assert latency["measured"]["reps"] == latency["baseline"]["reps"] == latency["params"]["samples"]
     assert fair["details"]["pending_after_block"] and all(n > 0 for n in fair["details"]["pending_after_block"])
+
+    scale = payload["benchmarks"]["sync_at_scale"]
+    assert {r["name"] for r in scale["results"]} == {
+        "sync_at_scale.wall_vs_quota_floor", "sync_at_scale.calls_per_account_vs_minimum",
+        "sync_at_scale.calls_within_quota"}
+    details = scale["details"]
+    assert details["progress"]["succeeded"] == 200 and details["progress"]["failed"] == 0
+    assert details["violations"] == 0 and details["floor_s"] > 0
+    assert {"spotify", "youtube", "instagram", "soundcloud"} <= set(details["calls_per_account"])
+    assert all(details["worker_rss"]["start_mib"]) and all(details["worker_rss"]["end_mib"])
+    assert "synchronous_commit" in details["postgres_settings"]
+    ingest_targets = {r["name"]: r["target"] for r in payload["benchmarks"]["metric_ingest"]["results"]}
+    assert ingest_targets["metric_ingest.new_day.upsert_vs_copy_direct"] == ">= 0.85"
+    assert ingest_targets["metric_ingest.one_account.upsert_vs_executemany"] == ">= 2.0"
 
     handlers = payload["benchmarks"]["handlers"]
     throughput = next(r for r in handlers["results"] if r["kind"] == "throughput")

@@ -189,7 +189,7 @@ async def test_instagram_80002_is_this_accounts_limit_for_the_time_meta_gives(mo
 
 def test_every_provider_declares_its_quota_model_with_sources() -> None:
     specs = all_specs()
-    assert set(specs) == {"spotify", "youtube", "instagram", "soundcloud"}
+    assert {"spotify", "youtube", "instagram", "soundcloud"} <= set(specs)
     for spec in specs.values():
         assert isinstance(spec, QuotaSpec) and spec.scopes and spec.endpoints
         for scope in spec.scopes:
