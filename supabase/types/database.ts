@@ -640,6 +640,8 @@ export type Database = {
           account_id: string
           attempts: number
           days_fetched: number
+          deferred_reason: string | null
+          deferred_until: string | null
           error: string | null
           finished_at: string | null
           id: string
@@ -655,6 +657,8 @@ export type Database = {
           account_id: string
           attempts?: number
           days_fetched?: number
+          deferred_reason?: string | null
+          deferred_until?: string | null
           error?: string | null
           finished_at?: string | null
           id?: string
@@ -670,6 +674,8 @@ export type Database = {
           account_id?: string
           attempts?: number
           days_fetched?: number
+          deferred_reason?: string | null
+          deferred_until?: string | null
           error?: string | null
           finished_at?: string | null
           id?: string
