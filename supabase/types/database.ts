@@ -263,11 +263,11 @@ export type Database = {
         }
         Relationships: [
           {
-            foreignKeyName: "documents_artist_id_fkey"
-            columns: ["artist_id"]
+            foreignKeyName: "documents_org_id_artist_id_fkey"
+            columns: ["org_id", "artist_id"]
             isOneToOne: false
             referencedRelation: "artists"
-            referencedColumns: ["id"]
+            referencedColumns: ["org_id", "id"]
           },
           {
             foreignKeyName: "documents_org_id_fkey"
@@ -335,18 +335,18 @@ export type Database = {
         }
         Relationships: [
           {
-            foreignKeyName: "insights_account_id_fkey"
-            columns: ["account_id"]
+            foreignKeyName: "insights_org_id_account_id_fkey"
+            columns: ["org_id", "account_id"]
             isOneToOne: false
             referencedRelation: "connected_accounts"
-            referencedColumns: ["id"]
+            referencedColumns: ["org_id", "id"]
           },
           {
-            foreignKeyName: "insights_artist_id_fkey"
-            columns: ["artist_id"]
+            foreignKeyName: "insights_org_id_artist_id_fkey"
+            columns: ["org_id", "artist_id"]
             isOneToOne: false
             referencedRelation: "artists"
-            referencedColumns: ["id"]
+            referencedColumns: ["org_id", "id"]
           },
           {
             foreignKeyName: "insights_org_id_fkey"
@@ -476,11 +476,11 @@ export type Database = {
             referencedColumns: ["org_id", "id"]
           },
           {
-            foreignKeyName: "metric_snapshots_sync_run_id_fkey"
-            columns: ["sync_run_id"]
+            foreignKeyName: "metric_snapshots_org_id_sync_run_id_fkey"
+            columns: ["org_id", "sync_run_id"]
             isOneToOne: false
             referencedRelation: "sync_runs"
-            referencedColumns: ["id"]
+            referencedColumns: ["org_id", "id"]
           },
         ]
       }
@@ -805,11 +805,11 @@ export type Database = {
         }
         Relationships: [
           {
-            foreignKeyName: "webhook_delivery_attempts_delivery_id_fkey"
-            columns: ["delivery_id"]
+            foreignKeyName: "webhook_delivery_attempts_org_id_delivery_id_fkey"
+            columns: ["org_id", "delivery_id"]
             isOneToOne: false
             referencedRelation: "webhook_deliveries"
-            referencedColumns: ["id"]
+            referencedColumns: ["org_id", "id"]
           },
           {
             foreignKeyName: "webhook_delivery_attempts_org_id_fkey"
