@@ -20,6 +20,9 @@ begin
         raise exception 'sign in first: this request carries no user (its token has no sub claim)'
         using errcode = '42501';
     end if;
+    if metrics_summary.org_id is null then
+        raise exception 'org_id is required' using errcode = '22023';
+    end if;
     if start_day is null or end_day is null or start_day > end_day then
         raise exception 'start_day and end_day are required and start_day must be on or before end_day'
         using errcode = '22023';

@@ -24,6 +24,9 @@ begin
         raise exception 'sign in first: this request carries no user (its token has no sub claim)'
         using errcode = '42501';
     end if;
+    if top_movers.org_id is null then
+        raise exception 'org_id is required' using errcode = '22023';
+    end if;
     if metric is null or btrim(metric) = '' then
         raise exception 'metric is required, e.g. followers' using errcode = '22023';
     end if;

@@ -36,6 +36,9 @@ begin
         raise exception 'sign in first: this request carries no user (its token has no sub claim)'
         using errcode = '42501';
     end if;
+    if search_documents.org_id is null then
+        raise exception 'org_id is required' using errcode = '22023';
+    end if;
     if query is null or btrim(query) = '' then
         raise exception 'query is required' using errcode = '22023';
     end if;

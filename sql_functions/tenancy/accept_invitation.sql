@@ -12,8 +12,9 @@ declare
     invitation public.invitations;
     sender_role public.org_role;
 begin
-    if accept_invitation.token is null or accept_invitation.token = '' then
-        raise exception 'token is required' using errcode = '22023';
+    if accept_invitation.token is null or accept_invitation.token = '' or char_length(accept_invitation.token) > 200
+    then
+        raise exception 'token is required (at most 200 characters)' using errcode = '22023';
     end if;
     select i.* into invitation
     from public.invitations as i

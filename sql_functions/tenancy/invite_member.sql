@@ -30,8 +30,8 @@ begin
         raise exception 'you need the members.manage permission (admin or owner) to invite members'
         using errcode = '42501';
     end if;
-    if invitee is null or invitee !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' then
-        raise exception 'email must be a valid address' using errcode = '22023';
+    if invitee is null or char_length(invitee) > 254 or invitee !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' then
+        raise exception 'email must be a valid address of at most 254 characters' using errcode = '22023';
     end if;
     if invite_member.role is null then
         raise exception 'role is required' using errcode = '22023';

@@ -11,6 +11,13 @@ declare
     );
     unknown text[];
 begin
+    -- Bounded before anything is echoed back: at most 50 names of at most 63 characters.
+    if cardinality(requested) > 50 then
+        raise exception 'at most 50 event types may be listed' using errcode = '22023';
+    end if;
+    if exists (select 1 from unnest(requested) as e (name) where char_length(e.name) > 63) then
+        raise exception 'an event type name is at most 63 characters' using errcode = '22023';
+    end if;
     if cardinality(wanted) = 0 then
         raise exception 'choose at least one event: %', array_to_string(known, ', ') using errcode = '22023';
     end if;
@@ -24,5 +31,6 @@ begin
 end
 $$;
 comment on function private.webhook_events(text[]) is
-'The distinct, sorted event types of a subscription; 22023 when empty or when one is unknown.';
+'The distinct, sorted event types of a subscription; 22023 when empty, when one is unknown, or beyond 50 names '
+'of 63 characters.';
 revoke all on function private.webhook_events(text[]) from public, anon, authenticated;

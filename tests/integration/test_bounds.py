@@ -73,6 +73,26 @@ def test_at_each_new_bound_the_call_is_served(db: TestDB, sql: str) -> None:
         db.execute(sql, params(world))
 
 
+# Tenancy and webhook RPCs an admin calls: the text a caller sends is bounded before it is used or echoed back.
+BEYOND_AS_ADMIN = [
+    ("select public.invite_member(%(org_a)s, repeat('a', 250) || '@x.test', 'viewer')", "at most 254 characters"),
+    ("select public.accept_invitation(repeat('t', 201))", "at most 200 characters"),
+    ("select * from public.create_webhook_endpoint(%(org_a)s, 'https://hooks.example.com/a', "
+     "array[repeat('e', 64)])", "at most 63 characters"),
+    ("select * from public.create_webhook_endpoint(%(org_a)s, 'https://hooks.example.com/a', "
+     "(select array_agg('sync.failed'::text) from generate_series(1, 51)))", "at most 50 event types"),
+]
+
+
+@pytest.mark.parametrize(("sql", "bound"), BEYOND_AS_ADMIN, ids=[b for _, b in BEYOND_AS_ADMIN])
+def test_beyond_each_bound_of_the_admin_rpcs_is_refused_naming_it(db: TestDB, sql: str, bound: str) -> None:
+    world = build_world(db)
+    with pytest.raises(psycopg.Error) as caught, db.as_user(world.users["admin"]):
+        db.execute(sql, params(world))
+    assert caught.value.sqlstate == "22023"
+    assert bound in (caught.value.diag.message_primary or "")
+
+
 def test_the_whole_calendar_is_refused_with_its_span(db: TestDB) -> None:
     """'0001-01-01'..'9999-12-31' used to read every row the organization holds."""
     world = build_world(db)

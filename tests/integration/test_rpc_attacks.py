@@ -16,7 +16,7 @@ only NULL, false, 0 and empty arrays/objects): the private policy helpers must n
 (they answer "no organizations", "no permission"), and an RLS-filtered read such as metrics_timeseries over
 another organization's accounts simply finds nothing. Not so a public RPC called without a user (always 42501)
 or with NULL in a required argument: a check that becomes NULL must not let the call through, even to an empty
-answer (NULL_ORG_ANSWERS_EMPTY lists the known remainder). Supabase's auth.* claim readers take no argument and
+answer. Supabase's auth.* claim readers take no argument and
 return the caller's own claims, so any result of theirs is harmless. Never a change: every table of public,
 private and procrastinate is compared (row count and checksum) before and after, and org A's organization row
 must not have been locked by the call (its xmax is compared: a lock taken by a call that then failed still
@@ -43,14 +43,6 @@ from tests.harness import TestDB
 
 REFUSALS = {"42501", "22023", "P0002"}
 
-# Public RPCs whose membership test still becomes NULL for a NULL org_id (`org_id not in (select
-# private.my_org_ids())`), so the call goes through to an empty answer instead of 22023. Their files are being
-# reworked by the input-bounds work of issue 16 item 4; the fix is `org_id is null` -> 22023 first. The test fails
-# as soon as one of them refuses, so this list can only shrink.
-NULL_ORG_ANSWERS_EMPTY = {
-    "metrics_summary(uuid,date,date)", "top_movers(uuid,text,integer,integer)",
-    "search_documents(uuid,text,vector,uuid,integer,text)",
-}
 INVITATION_TOKEN = "attack-invitation-token-" + "0" * 40
 INVITEE_EMAIL = "invited-attack@example.test"
 
@@ -193,7 +185,6 @@ class Attack:
 def run_attacks(db: TestDB, world: World, attack: Attack, functions: list[Function]) -> list[str]:
     tables = [r["name"] for r in db.execute(SNAPSHOT_TABLES_SQL)]
     failures: list[str] = []
-    seen_known: set[str] = set()
     org_a = world.ids["org_a"]
     for fn in functions:
         values = [argument_value(world, n, t) for n, t in zip(fn.arg_names, fn.arg_types, strict=True)]
@@ -224,10 +215,7 @@ def run_attacks(db: TestDB, world: World, attack: Attack, functions: list[Functi
                     # check may become NULL and let the call through, even to an empty answer); the private
                     # helpers RLS policies call may answer either with nothing.
                     strict = fn.schema == "public" and (attack.uid_is_null or required_null)
-                    known = not attack.uid_is_null and label == "org_id null" and fn.signature in NULL_ORG_ANSWERS_EMPTY
-                    harmless = fn.schema == "auth" or (fn.read_only and empty(rows) and (not strict or known))
-                    if known:
-                        seen_known.add(fn.signature)
+                    harmless = fn.schema == "auth" or (fn.read_only and empty(rows) and not strict)
                     if not harmless:
                         failures.append(f"{where}: answered {str(rows)[:160]} instead of refusing")
                 elif attack.uid_is_null and outcome != "42501":
@@ -238,9 +226,6 @@ def run_attacks(db: TestDB, world: World, attack: Attack, functions: list[Functi
                     failures.append(f"{where}: changed data")
                 if org_row_version(db, org_a) != locked_before:
                     failures.append(f"{where}: locked org A's organization row")
-    if not attack.uid_is_null:
-        for fixed in sorted(NULL_ORG_ANSWERS_EMPTY - seen_known):
-            failures.append(f"{fixed} now refuses a NULL org_id: remove it from NULL_ORG_ANSWERS_EMPTY")
     return failures
 
 
