@@ -48,7 +48,21 @@ def cmd_db_stop(settings: Settings, args: argparse.Namespace) -> int:
     cluster = _require_embedded(settings, "stop")
     stopped = cluster.stop()
     print("embedded Postgres stopped" if stopped else "embedded Postgres was not running")
+    print(_running_processes_line(settings, "lose their database connections and reconnect by themselves once "
+                                            "Postgres is back (`arti db start`); nothing is stopped"))
     return 0
+
+
+def _running_processes_line(settings: Settings, effect: str) -> str:
+    """One line saying what a database operation does to the platform's running processes."""
+    from arti import platform
+
+    runtime = platform.Supervisor(settings)
+    running = [f"{s.name} (pid {pid})" for s in platform.services(settings)
+               if s.name != "caddy" and (pid := runtime.pid(s.name))]
+    if not running:
+        return "platform processes: none running (no handlers or worker to disturb)"
+    return f"platform processes: {' and '.join(running)} {effect}"
 
 
 def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -115,6 +129,8 @@ def cmd_db_reset(settings: Settings, args: argparse.Namespace) -> int:
     cluster.start()
     cluster.recreate_database()
     print("database postgres recreated")
+    print(_running_processes_line(settings, "had their sessions closed and reconnect by themselves once the "
+                                            "migrations below are applied; jobs queued before the reset are gone"))
     cmd_db_migrate(settings, args)
     seed = settings.migrations_dir.parent / "seed.sql"
     if seed.exists() and not args.no_seed:
@@ -316,10 +332,26 @@ def cmd_platform(settings: Settings, args: argparse.Namespace) -> int:
         for name, state in platform.stop_platform(settings):
             print(f"  {name:<11} {state}")
         return 0
+    if args.action == "supervise":
+        from arti.supervisor import main as supervise
+
+        return supervise(settings)
     state = platform.status_platform(settings)
-    code, body = state.pop("health")
-    for name, pid in state.items():
-        print(f"  {name:<11} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+    code, body = state["health"]
+    if args.json:
+        print(json.dumps(state, indent=2, default=str))
+        return 0 if code == 200 else 3
+    print(f"  {'process':<11} {'pid':>8}  {'state':<22} {'restarts':>8}  last exit")
+    for name, entry in state["processes"].items():
+        restarts = "-" if entry.get("restarts") is None else str(entry["restarts"])
+        state_text = entry["state"]
+        if entry.get("state") == "backoff" and entry.get("next_start_in") is not None:
+            state_text = f"backoff ({entry['next_start_in']:.0f} s)"
+        print(f"  {name:<11} {entry.get('pid') or '-':>8}  {state_text:<22} {restarts:>8}  {entry['last_exit_text']}")
+        if entry.get("note") and name != "postgres":
+            print(f"  {'':<11} {'':>8}  {entry['note']}")
+    logs = state["logs"]
+    print(f"  {'logs':<11} {logs['dir']} (rotated at {logs['max_bytes']:,} bytes, {logs['backups']} kept)")
     print(f"  {'health':<11} {code or 'unreachable'} {json.dumps(body) if body else ''}")
     return 0 if code == 200 else 3
 
@@ -346,7 +378,8 @@ ARTi backend is up ({settings.mode} mode).
   database         {settings.database_url() if settings.mode == 'embedded' else '(SUPABASE_DB_URL)'}
 {keys}
 Next: `.venv/bin/arti users create you@example.com` and `.venv/bin/arti token --user you@example.com`
-for a JWT; logs in {settings.data_dir / 'logs'}; stop with ./stop-platform.sh.""")
+for a JWT; `.venv/bin/arti platform status` for every process (supervised: restarted if it exits); logs in
+{settings.data_dir / 'logs'}; stop with ./stop-platform.sh.""")
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
@@ -413,8 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--wait", type=positive_seconds, metavar="SECONDS", help="wait for the runs to finish")
     sync.set_defaults(func=cmd_sync)
     plat = sub.add_parser("platform", help="start/stop the whole platform (used by start-platform.sh)")
-    plat.add_argument("action", choices=["start", "stop", "status"])
+    plat.add_argument("action", choices=["start", "stop", "status", "supervise"],
+                      help="start | stop | status (every process: pid, state, restarts, last exit) | supervise "
+                           "(the supervisor process that `start` runs)")
     plat.add_argument("--demo", action="store_true", help="load supabase/seed.sql (idempotent)")
+    plat.add_argument("--json", action="store_true", help="status as JSON")
     plat.set_defaults(func=cmd_platform)
     jobs = sub.add_parser("jobs", help="queue depth, running, failed and stalled jobs")
     jobs.add_argument("--failed", action="store_true",

@@ -1,9 +1,11 @@
-"""`arti platform start|stop|status`: the embedded-mode process supervisor behind start-platform.sh.
+"""`arti platform start|stop|status|supervise`: embedded-mode processes behind start-platform.sh.
 
-Starts, in order: the embedded Postgres, migrations, the handlers (uvicorn), the Procrastinate worker
-and Caddy on :8080 — each daemonised with a pid file and a log under .arti/ — then waits until
-:8080/health answers 200. Re-running starts only what is not running. `stop` stops exactly what
-start started, in reverse order (the worker gracefully), and leaves no listener behind.
+`start` starts, in order: the embedded Postgres, migrations, then the supervisor (`arti platform supervise`,
+arti/supervisor.py), which starts the handlers (uvicorn), the Procrastinate worker and Caddy on :8080 and
+restarts any of them that exits (backoff, counted) — pid files in <data dir>/run, logs (rotated) in
+<data dir>/logs — then waits until :8080/health answers 200. Re-running starts only what is not running.
+`stop` stops the supervisor, which stops its children in reverse order (the worker gracefully), then Postgres,
+and leaves no listener behind. `status` shows every process, Postgres included: pid, state, restarts, last exit.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def services(settings: Settings) -> list[Service]:
 
 
 class Supervisor:
-    """Pid files and logs in <data dir>/run and <data dir>/logs."""
+    """Pid files and logs in <data dir>/run and <data dir>/logs, and the children's environment (the supervisor
+    process itself is arti.supervisor.ProcessSupervisor)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -96,27 +99,6 @@ class Supervisor:
         if not env.get("ARTI_ENCRYPTION_KEYS") and not self.settings.encryption_keys:
             env["ARTI_ENCRYPTION_KEYS"] = local_key_ring(self.settings.data_dir)
         return env
-
-    def start(self, service: Service) -> str:
-        if self.pid(service.name):
-            return "already running"
-        for port in service.ports:
-            owner = port_owner(port)
-            if owner:
-                raise ArtiError(f"port {port} (for {service.name}) is already in use by {owner}; stop it "
-                                f"or choose another port (see .env.example)")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.log_dir / f"{service.name}.log").open("ab")
-        process = subprocess.Popen(service.argv, cwd=PROJECT_ROOT, env=self.environment(), stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.pid_file(service.name).write_text(str(process.pid))
-        time.sleep(0.3)
-        if process.poll() is not None:
-            self.pid_file(service.name).unlink(missing_ok=True)
-            raise ArtiError(f"{service.name} exited at once (code {process.returncode}); see "
-                            f"{self.log_dir / (service.name + '.log')}")
-        return "started"
 
     def stop(self, service: Service) -> str:
         pid = self.pid(service.name)
@@ -189,16 +171,54 @@ def wait_healthy(settings: Settings, timeout: float = 90.0) -> dict[str, Any]:
                     f"{json.dumps(body)}; see the logs in .arti/logs/")
 
 
+def supervisor_state(settings: Settings) -> dict[str, Any] | None:
+    """The supervisor's last written view (<data dir>/run/supervisor.json), or None."""
+    from arti.supervisor import NAME
+
+    try:
+        state: dict[str, Any] = json.loads((settings.data_dir / "run" / f"{NAME}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state
+
+
+def _spawn_supervisor(settings: Settings, runtime: Supervisor) -> None:
+    from arti.supervisor import NAME
+
+    runtime.run_dir.mkdir(parents=True, exist_ok=True)
+    runtime.log_dir.mkdir(parents=True, exist_ok=True)
+    (runtime.run_dir / f"{NAME}.json").unlink(missing_ok=True)
+    with (runtime.log_dir / f"{NAME}.log").open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "arti.cli", "platform", "supervise"], cwd=PROJECT_ROOT,
+                                   env=runtime.environment(), stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60 + sum(s.stop_timeout for s in services(settings))
+    while time.monotonic() < deadline:
+        state = supervisor_state(settings)
+        if state and state.get("pid") == process.pid and state.get("phase") in ("running", "failed", "stopped"):
+            if state["phase"] != "running":
+                process.wait(timeout=30)
+                raise ArtiError(state.get("error") or f"the supervisor stopped; see {runtime.log_dir / NAME}.log")
+            return
+        if process.poll() is not None:
+            raise ArtiError(f"the supervisor exited at once (code {process.returncode}); see "
+                            f"{runtime.log_dir / NAME}.log")
+        time.sleep(0.1)
+    raise ArtiError(f"the supervisor did not start its processes in time; see {runtime.log_dir}")
+
+
 def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str, str]]:
     from arti.cli import embedded_cluster
     from arti.db import connect
     from arti.migrate import load_seed, migrate
+    from arti.supervisor import NAME
 
     settings.check_edge_security()  # before anything starts: a refused configuration leaves nothing running
-    supervisor = Supervisor(settings)
+    runtime = Supervisor(settings)
+    supervised = runtime.pid(NAME) is not None
     for service in services(settings):  # every port checked before anything of ours starts, Postgres included
         for port in service.ports:
-            owner = None if supervisor.pid(service.name) else port_owner(port)
+            owner = None if supervised or runtime.pid(service.name) else port_owner(port)
             if owner:
                 raise ArtiError(f"port {port} (for {service.name}) is already in use by {owner}; stop it "
                                 f"or choose another port (see .env.example)")
@@ -212,17 +232,45 @@ def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str,
         if demo:
             ran = load_seed(conn, settings.migrations_dir.parent / "seed.sql", PROJECT_ROOT)
             steps.append(("demo data", "loaded" if ran else "already loaded (same seed.sql)"))
-    supervisor = Supervisor(settings)
-    for service in services(settings):
-        steps.append((service.name, supervisor.start(service)))
+    pid = runtime.pid(NAME)
+    if pid is not None:
+        steps.append((NAME, f"already running (pid {pid})"))
+        children = (supervisor_state(settings) or {}).get("children", {})
+        for service in services(settings):
+            child = children.get(service.name, {})
+            steps.append((service.name, "already running" if child.get("state") == "running" else
+                          f"{child.get('state', 'unknown')} (the supervisor restarts it; `arti platform status`)"))
+    else:
+        _spawn_supervisor(settings, runtime)
+        steps.append((NAME, f"started (pid {runtime.pid(NAME)})"))
+        steps.extend((service.name, "started") for service in services(settings))
     wait_healthy(settings)
     steps.append(("health", "200"))
     return steps
 
 
 def stop_platform(settings: Settings) -> list[tuple[str, str]]:
-    supervisor = Supervisor(settings)
-    steps = [(service.name, supervisor.stop(service)) for service in reversed(services(settings))]
+    """Stop the supervisor (which stops its children in reverse order), anything left, then Postgres."""
+    from arti.supervisor import NAME
+
+    runtime = Supervisor(settings)
+    running = {service.name for service in services(settings) if runtime.pid(service.name)}
+    steps: list[tuple[str, str]] = []
+    pid = runtime.pid(NAME)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15 + sum(s.stop_timeout for s in services(settings))
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        runtime.pid_file(NAME).unlink(missing_ok=True)
+    for service in reversed(services(settings)):
+        # Whatever is still running (a supervisor killed -9 leaves its children) is stopped here.
+        runtime.stop(service)
+        steps.append((service.name, "stopped" if service.name in running else "not running"))
+    steps.append((NAME, "stopped" if pid is not None else "not running"))
     if settings.mode == "embedded":
         from arti.cli import embedded_cluster
 
@@ -230,8 +278,47 @@ def stop_platform(settings: Settings) -> list[tuple[str, str]]:
     return steps
 
 
+def _exit_text(last_exit: dict[str, Any] | None) -> str:
+    if not last_exit:
+        return "-"
+    if "how" in last_exit:
+        return f"{last_exit['how']} at {last_exit['at']}"
+    how = f"signal {last_exit['signal']}" if "signal" in last_exit else f"code {last_exit['code']}"
+    return f"{how} at {last_exit['at']} after {last_exit['ran_seconds']} s"
+
+
 def status_platform(settings: Settings) -> dict[str, Any]:
-    supervisor = Supervisor(settings)
-    state: dict[str, Any] = {s.name: supervisor.pid(s.name) for s in services(settings)}
-    state["health"] = http_json(f"http://127.0.0.1:{ports(settings)['http']}/health")
-    return state
+    """Every process (Postgres, the supervisor, its children) with pid, state, restarts and last exit; health."""
+    from arti.supervisor import NAME
+
+    runtime = Supervisor(settings)
+    supervisor_pid = runtime.pid(NAME)
+    state = supervisor_state(settings) if supervisor_pid else None
+    processes: dict[str, dict[str, Any]] = {}
+    if settings.mode == "embedded":
+        from arti.cli import embedded_cluster
+
+        cluster = embedded_cluster(settings).status()
+        seen = (state or {}).get("postgres", {})
+        processes["postgres"] = {"pid": cluster.pid, "state": "running" if cluster.running else "stopped",
+                                 "restarts": seen.get("restarts"), "last_exit": seen.get("last_exit")}
+    else:
+        processes["postgres"] = {"pid": None, "state": "remote", "restarts": None, "last_exit": None}
+    processes[NAME] = {"pid": supervisor_pid, "state": "running" if supervisor_pid else "stopped",
+                       "restarts": None, "last_exit": None,
+                       "started_at": (state or {}).get("started_at")}
+    children = (state or {}).get("children", {})
+    for service in services(settings):
+        child = children.get(service.name)
+        pid = runtime.pid(service.name)
+        if child is None:  # no supervisor: a daemon left by an older start, or nothing
+            processes[service.name] = {"pid": pid, "state": "running (unsupervised)" if pid else "stopped",
+                                       "restarts": None, "last_exit": None}
+        else:
+            processes[service.name] = {**child, "pid": child.get("pid") or pid}
+    for entry in processes.values():
+        entry["last_exit_text"] = _exit_text(entry.get("last_exit"))
+    return {"processes": processes,
+            "logs": {"dir": str(runtime.log_dir), "max_bytes": settings.log_max_bytes,
+                     "backups": settings.log_backups},
+            "health": http_json(f"http://127.0.0.1:{ports(settings)['http']}/health")}

@@ -39,6 +39,7 @@ DEFAULT_PORTS = {
     "bench_database": 54330,  # ARTI_BENCH_DB_PORT
     "bench_smoke_database": 54331,  # ARTI_BENCH_SMOKE_PORT
     "e2e_platform_database": 55422,  # fixed by tests/e2e/test_platform.py
+    "e2e_faults_database": 55423,  # fixed by tests/e2e/test_faults.py
     "http": 8080,  # ARTI_HTTP_PORT
     "handlers": 8000,  # ARTI_HANDLERS_PORT
 }
@@ -125,6 +126,11 @@ class Settings(BaseSettings):
     studio_port: int = Field(default=DEFAULT_PORTS["studio"], ge=1, le=65535, validation_alias="ARTI_STUDIO_PORT",
                              description="Caddy's tools listener (Studio, n8n), loopback.")
     data_dir: Path = Field(default=PROJECT_ROOT / ".arti", validation_alias="ARTI_DATA_DIR")
+    log_max_bytes: int = Field(
+        default=10_000_000, ge=10_000, validation_alias="ARTI_LOG_MAX_BYTES",
+        description="Size at which the supervisor rotates a log in <data dir>/logs (and the cluster's postgres.log).")
+    log_backups: int = Field(default=3, ge=1, le=50, validation_alias="ARTI_LOG_BACKUPS",
+                             description="Rotated generations kept per log (<name>.log.1 is the newest).")
     migrations_dir: Path = Field(default=PROJECT_ROOT / "supabase" / "migrations")
     sql_functions_dir: Path = Field(default=PROJECT_ROOT / "sql_functions")
 

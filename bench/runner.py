@@ -24,6 +24,7 @@ from bench import (
     metric_ingest,
     rate_limits,
     retrieval,
+    soak,
     sync_at_scale,
     worker_throughput,
 )
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, BenchmarkFn] = {
     handlers_http.NAME: handlers_http.run,
     rate_limits.NAME: rate_limits.run,
     fair_queues.NAME: fair_queues.run,
+    soak.NAME: soak.run,
     sync_at_scale.NAME: sync_at_scale.run,
 }
 SCHEMA_VERSION = 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import procrastinate
+import psycopg
 
 from arti.settings import get_settings
 from jobs.app import app
@@ -28,6 +29,12 @@ async def requeue_stalled(worker_app: procrastinate.App, seconds: float, *, skip
             await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
             logger.warning("closed job %s (%s) of a dead worker: job %s waits in its place", job.id, job.task_name,
                            job.queueing_lock)
+            continue
+        except procrastinate.exceptions.ConnectorException as exc:
+            if isinstance(exc.__cause__, psycopg.OperationalError):
+                raise
+            # Another worker's sweep re-queued it first (it is no longer `doing`): nothing left to do.
+            logger.info("job %s (%s) was re-queued meanwhile by another worker", job.id, job.task_name)
             continue
         count += 1
         logger.warning("re-queued job %s (%s) of a dead worker", job.id, job.task_name)

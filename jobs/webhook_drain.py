@@ -23,11 +23,14 @@ A drain:
 At least once, as before: a worker killed mid-attempt leaves the delivery pending with an open
 attempt; the stalled-job sweep puts the drain back in the queue and the next claim records the open
 attempt as interrupted. A drain that fails on an unexpected error is recorded (private.job_failures)
-and `sweep_webhook_deliveries` queues the endpoint again within 5 minutes.
+and the next drain is queued at once, on a new connection when the database dropped the old one (a restart),
+which sends the interrupted delivery again (same event id); failing that, `sweep_webhook_deliveries` queues the
+endpoint again within 5 minutes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -47,6 +50,8 @@ DRAIN_BATCH = 100
 """Deliveries sent by one drain job at most; what is left goes to the next drain, queued behind other jobs."""
 DRAIN_SECONDS = 30.0
 """A drain starts no new delivery after this long (a slow receiver: 100 deliveries could take minutes)."""
+RECONNECT_SECONDS = 60.0
+"""After losing its connection, a drain tries this long to queue the next one before leaving it to the sweep."""
 
 HEAD_SQL = """
 select d.id, d.next_attempt_at <= clock_timestamp() as due
@@ -69,11 +74,9 @@ async def drain(endpoint_id: str, *, settings: Settings | None = None, http: htt
         stopped = await _send_due(conn, endpoint_id, outcomes, settings, client, resolver, batch, seconds)
         next_run = await _close(conn, endpoint_id)
     except Exception:
-        # Whatever failed, a next drain is queued if the database still answers (else the sweep does it).
-        try:
-            await _close(conn, endpoint_id)
-        except Exception:
-            logger.warning("webhook drain %s: could not queue the next drain; the sweep will", endpoint_id)
+        # Whatever failed, a next drain is queued: on this connection if it still works, else on a new one once
+        # the database answers again (a restart drops every connection), else the sweep does it.
+        await _close_after_failure(conn, endpoint_id, settings)
         raise
     finally:
         await conn.close()
@@ -100,6 +103,35 @@ async def _send_due(conn: psycopg.AsyncConnection[Any], endpoint_id: str, outcom
         except RetryLater:
             outcomes["retry"] += 1
     return "batch done"
+
+
+async def _close_after_failure(conn: psycopg.AsyncConnection[Any], endpoint_id: str, settings: Settings) -> None:
+    """Queue the endpoint's next drain after a failure, reconnecting for up to RECONNECT_SECONDS when the
+    connection was lost (the delivery that was in flight is then due again: it is sent again, same event id)."""
+    try:
+        await _close(conn, endpoint_id)
+        return
+    except psycopg.OperationalError:
+        pass
+    except Exception:
+        logger.warning("webhook drain %s: could not queue the next drain; the sweep will", endpoint_id)
+        return
+    deadline = time.monotonic() + RECONNECT_SECONDS
+    delay = 0.5
+    while time.monotonic() < deadline:
+        await asyncio.sleep(delay)
+        delay = min(5.0, delay * 2)
+        try:
+            async with await psycopg.AsyncConnection.connect(settings.database_url(), autocommit=True,
+                                                             row_factory=dict_row, connect_timeout=5) as fresh:
+                await _close(fresh, endpoint_id)
+            logger.info("webhook drain %s: connection lost; next drain queued on a new connection", endpoint_id)
+            return
+        except psycopg.OperationalError:
+            continue
+        except Exception:
+            break
+    logger.warning("webhook drain %s: could not queue the next drain; the sweep will", endpoint_id)
 
 
 async def _close(conn: psycopg.AsyncConnection[Any], endpoint_id: str) -> Any:

@@ -56,7 +56,7 @@ def test_start_twice_serve_and_stop_cleanly(platform_env: dict[str, str]) -> Non
 
     again = run("start-platform.sh", platform_env)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.count("already running") == 4  # postgres, handlers, worker, caddy
+    assert again.stdout.count("already running") == 5  # postgres, the supervisor, handlers, worker, caddy
 
     stopped = run("stop-platform.sh", platform_env)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
@@ -69,7 +69,7 @@ def assert_only_loopback_listeners(env: dict[str, str]) -> None:
     data = Path(env["ARTI_DATA_DIR"])
     roots = {int(f.read_text()) for f in (data / "run").glob("*.pid")}
     roots.add(int((data / "db" / "pgdata" / "postmaster.pid").read_text().splitlines()[0]))
-    assert len(roots) == 4, f"postgres, handlers, worker and caddy: {roots}"
+    assert len(roots) == 5, f"postgres, the supervisor, handlers, worker and caddy: {roots}"
     sockets = listening_sockets(set().union(*(descendants(pid) for pid in roots)))
     ports = {port for _, port, _ in sockets}
     assert {int(env[name]) for name in ("ARTI_HTTP_PORT", "ARTI_HANDLERS_PORT", "ARTI_DB_PORT")} <= ports, sockets
@@ -84,6 +84,9 @@ def test_busy_port_is_a_clear_error_and_starts_nothing_of_ours(platform_env: dic
     import socket
 
     with socket.socket() as squatter:
+        # SO_REUSEADDR as servers set it: the port may hold TIME_WAIT connections (earlier tests' traffic took it as
+        # an ephemeral port), which would refuse a plain bind although nothing listens there.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", int(PORTS[port])))
         squatter.listen()
         result = run("start-platform.sh", platform_env)

@@ -3,10 +3,13 @@
 Every benchmark runs: dashboard_rls, metric_ingest, worker_throughput (a real Procrastinate worker,
 60 jobs), retrieval (20k chunks, HNSW built on the fly), handlers (two uvicorn servers started and
 stopped by the benchmark), rate_limits (one flood of insights/ask through uvicorn), fair_queues (a real
-`arti worker` process, 40 syncs on an idle queue and 40 during a webhook flood) and sync_at_scale (200 accounts'
-daily pass through two real workers and the quota-enforcing fake providers, ~20 s) — about a minute and a half.
+`arti worker` process, 40 syncs on an idle queue and 40 during a webhook flood), sync_at_scale (200 accounts'
+daily pass through two real workers and the quota-enforcing fake providers, ~20 s) and soak (the handlers and a
+worker as the platform starts them, 20 s of steady load; the bench's own soak lasts 5 minutes) — about two
+minutes.
 
-No timing is asserted (benchmarks report ratios; a loaded CI machine must not fail this). It uses its
+No timing is asserted (benchmarks report ratios; a loaded CI machine must not fail this); the soak's success rate
+is (1.000: no failed request, job or delivery), its memory and connection ratios are not. It uses its
 own cluster (.arti/bench-smoke-db, port 54331 or ARTI_BENCH_SMOKE_PORT) rather than the bench
 cluster's, so it neither replaces a full-size dataset someone generated nor rebuilds the database
 under a benchmark that is running; the cluster is stopped afterwards if this test started it.
@@ -128,6 +131,18 @@ def test_small_run_writes_every_benchmark(tmp_path: Path, capsys: pytest.Capture
     ingest_targets = {r["name"]: r["target"] for r in payload["benchmarks"]["metric_ingest"]["results"]}
     assert ingest_targets["metric_ingest.new_day.upsert_vs_copy_direct"] == ">= 0.85"
     assert ingest_targets["metric_ingest.one_account.upsert_vs_executemany"] == ">= 2.0"
+
+    soak = payload["benchmarks"]["soak"]
+    by_name = {r["name"]: r for r in soak["results"]}
+    assert set(by_name) == {"soak.success_rate", "soak.handlers_rss", "soak.worker_rss", "soak.db_connections",
+                            "soak.http_latency"}
+    assert by_name["soak.success_rate"]["ratio"] == 1.0 and by_name["soak.success_rate"]["met"], \
+        soak["details"]["errors"]
+    params = by_name["soak.success_rate"]["params"]
+    assert params["duration_s"] > 0 and params["requests"] > 0 and params["syncs"] > 0 and params["events"] > 0
+    assert params["deliveries"] == {"delivered": params["events"]} and "max_connections" in params["server_settings"]
+    assert len(soak["details"]["samples"]) >= 10
+    assert all(s["rss_kib"]["handlers"] > 0 and s["rss_kib"]["worker"] > 0 for s in soak["details"]["samples"])
 
     handlers = payload["benchmarks"]["handlers"]
     throughput = next(r for r in handlers["results"] if r["kind"] == "throughput")
