@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     instagram_client_secret: SecretStr | None = Field(default=None, validation_alias="INSTAGRAM_CLIENT_SECRET")
     soundcloud_client_id: str | None = Field(default=None, validation_alias="SOUNDCLOUD_CLIENT_ID")
     soundcloud_client_secret: SecretStr | None = Field(default=None, validation_alias="SOUNDCLOUD_CLIENT_SECRET")
+    tiktok_client_id: str | None = Field(default=None, validation_alias="TIKTOK_CLIENT_ID",
+                                         description="TikTok's client key (Login Kit).")
+    tiktok_client_secret: SecretStr | None = Field(default=None, validation_alias="TIKTOK_CLIENT_SECRET")
 
     provider_gateway: str | None = Field(
         default=None,

@@ -1,4 +1,4 @@
-"""Fake Spotify, YouTube (Data + Analytics), Instagram and SoundCloud APIs on loopback that enforce the quotas.
+"""Fake Spotify, YouTube (Data + Analytics), Instagram, SoundCloud and TikTok APIs on loopback that enforce the quotas.
 
 Workers reach it through ARTI_PROVIDER_GATEWAY (the original URL travels in X-Arti-Original-Url). Every answer
 is shaped as the provider documents it, including the refusals, and comes after a realistic latency (uniform in
@@ -16,6 +16,9 @@ is shaped as the provider documents it, including the refusals, and comes after 
   hour and of 4800 x impressions per account per 24 hours); an account listed in `instagram_throttled` answers
   error 80002 with estimated_time_to_regain_access in the header.
 * SoundCloud: `/me` identifies the token's user; `/users/{id}/tracks` a linked-partitioning page.
+* TikTok: `/v2/user/info/` and `/v2/video/list/` (three pages of 20 videos, `cursor` and `has_more`) answer TikTok's
+  `{"data", "error": {"code": "ok"}}`; calls of the app to one endpoint in any rolling 60 seconds above
+  `tiktok_limit` (600, the documented default) get 429 with the error code rate_limit_exceeded.
 
 Tokens are `tok-<external id>`: the fake knows whose a token is (YouTube's owner check, SoundCloud's /me).
 Counted: calls per provider and endpoint, calls per account, quota violations (every 429/403 quota answer) and
@@ -39,6 +42,8 @@ from arti.http import ORIGINAL_URL_HEADER
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 TOKEN_PREFIX = "tok-"
+TIKTOK_CURSOR = 1_760_000_000_000
+TIKTOK_PAGE_MS = 20 * 86_400_000
 YOUTUBE_QUOTA_MESSAGE = ('The request cannot be completed because you have exceeded your '
                          '<a href="/youtube/v3/getting-started#quota">quota</a>.')
 
@@ -49,14 +54,17 @@ def token_for(external_id: str) -> str:
 
 
 class QuotaFakeProviders:
-    """The four providers' APIs behind one loopback port, enforcing their quotas; see the module docstring."""
+    """The five providers' APIs behind one loopback port, enforcing their quotas; see the module docstring."""
 
     def __init__(self, *, latency: tuple[float, float] = (0.1, 0.3), spotify_limit: int | None = None,
-                 spotify_window: float = 30.0, youtube_daily_units: int = 10_000, seed: int = 20261130) -> None:
+                 spotify_window: float = 30.0, youtube_daily_units: int = 10_000, tiktok_limit: int = 600,
+                 seed: int = 20261130) -> None:
         self.latency = latency
         self.spotify_limit = spotify_limit
         self.spotify_window = spotify_window
         self.youtube_daily_units = youtube_daily_units
+        self.tiktok_limit = tiktok_limit
+        self._tiktok_calls: dict[str, deque[float]] = {"user.info": deque(), "video.list": deque()}
         self.youtube_units: Counter[str] = Counter()  # Pacific day -> units spent
         self.gone: set[str] = set()
         self.instagram_throttled: dict[str, int] = {}  # account id -> minutes to regain access
@@ -128,8 +136,7 @@ class QuotaFakeProviders:
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         self._local.arrival = time.monotonic()
         length = int(request.headers.get("Content-Length") or 0)
-        if length:
-            request.rfile.read(length)
+        self._local.body = request.rfile.read(length) if length else b""
         original = request.headers.get(ORIGINAL_URL_HEADER, "")
         parts = urlsplit(original)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -157,6 +164,8 @@ class QuotaFakeProviders:
 
     def _route(self, method: str, host: str, path: str, query: dict[str, str], owner: str | None
                ) -> tuple[int, Any, dict[str, str]]:
+        if host == "open.tiktokapis.com":
+            return self._tiktok(path, query, owner)
         if (method == "POST" and path.endswith("/token")) or path.endswith("access_token"):
             return 200, {"access_token": f"{TOKEN_PREFIX}{owner or 'refreshed'}", "token_type": "Bearer",
                          "expires_in": 3600, "refresh_token": "refresh-fake"}, {}
@@ -305,6 +314,53 @@ class QuotaFakeProviders:
         return 200, {"collection": tracks}, {}
 
 
+    # ------------------------------------------------------------------------------------ TikTok
+
+    def _tiktok(self, path: str, query: dict[str, str], owner: str | None) -> tuple[int, Any, dict[str, str]]:
+        ok = {"code": "ok", "message": "", "log_id": "fake-log-id"}
+        if path == "/v2/oauth/token/":
+            return 200, {"access_token": f"{TOKEN_PREFIX}refreshed", "expires_in": 7200, "open_id": "refreshed",
+                         "refresh_expires_in": 15552000, "refresh_token": "refresh-fake",
+                         "scope": "user.info.basic,user.info.stats,video.list", "token_type": "Bearer"}, {}
+        endpoint = "user.info" if path == "/v2/user/info/" else "video.list" if path == "/v2/video/list/" else None
+        if endpoint is None:
+            return 404, {"data": {}, "error": {"code": "invalid_params", "message": f"no fake for {path}",
+                                               "log_id": "fake-log-id"}}, {}
+        now = time.monotonic()
+        with self._lock:
+            window = self._tiktok_calls[endpoint]
+            while window and window[0] <= now - 60:
+                window.popleft()
+            over = len(window) >= self.tiktok_limit
+            if not over:
+                window.append(now)
+        if over:
+            self._count("tiktok", endpoint, 429, owner)
+            self._violation("tiktok", f"more than {self.tiktok_limit} calls to {endpoint} in 60 s")
+            return 429, {"data": {}, "error": {"code": "rate_limit_exceeded", "message": "API rate limit exceeded.",
+                                               "log_id": "fake-log-id"}}, {}
+        self._count("tiktok", endpoint, 200, owner)
+        if owner is None:
+            return 401, {"data": {}, "error": {"code": "access_token_invalid", "message": "Access token is invalid.",
+                                               "log_id": "fake-log-id"}}, {}
+        if endpoint == "user.info":
+            seed = sum(map(ord, owner))
+            return 200, {"data": {"user": {"open_id": owner, "display_name": f"user{owner[-4:]}",
+                                           "follower_count": 1000 + seed % 90_000, "following_count": 100,
+                                           "likes_count": 50_000 + seed, "video_count": 60}}, "error": ok}, {}
+        # Three full pages of 20, newest first; the page follows from the cursor the body carries (none: the first).
+        try:
+            cursor = json.loads(getattr(self._local, "body", b"") or b"{}").get("cursor")
+        except ValueError:
+            cursor = None
+        page = 0 if cursor is None else min(2, (TIKTOK_CURSOR - int(cursor)) // TIKTOK_PAGE_MS)
+        videos = [{"id": f"74{page * 20 + n:017d}", "create_time": 1_760_000_000 - (page * 20 + n) * 86_400,
+                   "title": f"Video {page * 20 + n}", "view_count": 10_000 + n, "like_count": 900, "comment_count": 40,
+                   "share_count": 12} for n in range(20)]
+        return 200, {"data": {"videos": videos, "cursor": TIKTOK_CURSOR - (page + 1) * TIKTOK_PAGE_MS,
+                              "has_more": page < 2}, "error": ok}, {}
+
+
 def _spotify_artist(artist_id: str) -> dict[str, Any]:
     return {
         "external_urls": {"spotify": f"https://open.spotify.com/artist/{artist_id}"},
@@ -334,4 +390,6 @@ def external_id(provider: str, n: int) -> str:
         return f"UCbench{n:017d}"
     if provider == "instagram":
         return f"1784100{n:010d}"
+    if provider == "tiktok":
+        return f"-000bench{n:026d}"
     return str(100_000_000 + n)

@@ -47,7 +47,7 @@ import psycopg
 from arti.errors import ArtiError
 from bench import db as benchdb
 
-PROVIDERS = ("spotify", "youtube", "instagram", "soundcloud")
+PROVIDERS = ("spotify", "youtube", "instagram", "soundcloud", "tiktok")
 # (name, scale relative to the account's base audience, weekly wiggle, growth multiplier)
 METRICS: tuple[tuple[str, float, float, float], ...] = (
     ("followers", 1.0, 0.002, 1.0),

@@ -5,8 +5,8 @@ Start (`GET /functions/v1/oauth/{provider}/start`, user JWT)
     a random state (32 bytes, urlsafe) of which only sha256 is stored in `private.oauth_states`, bound to
     user, org, artist and provider, expiring after ARTI_OAUTH_STATE_TTL_SECONDS (10 minutes). The PKCE
     verifier (S256 wherever the provider supports it: required by SoundCloud, supported by Spotify and
-    Google, not by Instagram) is kept encrypted with the key ring. Answers `{"authorize_url": ...}`, or a
-    302 to it with `?redirect=1`.
+    Google, not by Instagram nor TikTok's Login Kit for Web) is kept encrypted with the key ring. Answers
+    `{"authorize_url": ...}`, or a 302 to it with `?redirect=1`.
 
 Callback (`GET /functions/v1/oauth/{provider}/callback`, no JWT: the browser returns from the provider)
     The state is consumed atomically (single use, unexpired, same provider) or refused with 400. If an
@@ -44,7 +44,7 @@ Disconnect (`POST /functions/v1/oauth/{provider}/disconnect` `{"account_id": ...
     As the user, the account row is locked `FOR UPDATE`, which RLS only allows with `accounts.connect`
     (403 when the account is visible but not updatable, 404 when not visible). Then its tokens are deleted
     and it is marked revoked (service connection); after commit the grant is revoked at the provider where
-    that is documented (best effort).
+    that is documented (best effort; TikTok's revocation is authenticated with the app's client key and secret).
 
 Spotify: the login identity is a Spotify *user*, but the account a team connects is an *artist* (metrics
 are fetched by artist id), so Spotify's start takes `external_id` (an artist id, `spotify:artist:` URI or
@@ -84,8 +84,10 @@ from handlers.services import Services, authenticate, provider_name, services
 log = logging.getLogger("handlers.oauth")
 
 STATE_BYTES = 32
-PKCE_SUPPORT = {"spotify": "supported", "youtube": "supported", "soundcloud": "required", "instagram": "none"}
-"""Where PKCE S256 is used: every provider that documents it (SoundCloud requires it)."""
+PKCE_SUPPORT = {"spotify": "supported", "youtube": "supported", "soundcloud": "required", "instagram": "none",
+                "tiktok": "none"}
+"""Where PKCE S256 is used: every provider that documents it (SoundCloud requires it). TikTok documents PKCE for its
+mobile and desktop Login Kits only (with a hex challenge); Login Kit for Web takes none."""
 COMPLETION_TTL_SECONDS = 600
 """How long the user who started a flow has to complete it after the callback parked its result."""
 PROVIDERS_WITH_TARGET = frozenset({"spotify"})
@@ -526,7 +528,7 @@ async def oauth_complete(request: Request) -> Response:
     if done.tokens is not None:
         if done.revoke:
             outcome = await revoke_grant(svc.provider_http, provider, done.tokens.access_token,
-                                         done.tokens.refresh_token)
+                                         done.tokens.refresh_token, **app_credentials(svc, provider))
             log.info("parked %s connection refused (%s); provider revocation: %s", provider, done.outcome, outcome)
         else:
             log.info("parked %s connection refused (%s); not revoked: the account is connected elsewhere",
@@ -570,8 +572,16 @@ async def oauth_disconnect(request: Request) -> Response:
     outcome = "no_tokens"
     if tokens is not None:
         access, refresh = _decrypt_quietly(svc, account_id, tokens)
-        outcome = await revoke_grant(svc.provider_http, provider, access, refresh)
+        outcome = await revoke_grant(svc.provider_http, provider, access, refresh, **app_credentials(svc, provider))
     return JSONResponse({"account_id": str(account_id), "status": "revoked", "provider_revocation": outcome})
+
+
+def app_credentials(svc: Services, provider: str) -> dict[str, str | None]:
+    """The provider app's client id and secret, for a revocation the provider authenticates (TikTok)."""
+    secret = getattr(svc.settings, f"{provider}_client_secret", None)
+    getter = getattr(secret, "get_secret_value", None)
+    return {"client_id": getattr(svc.settings, f"{provider}_client_id", None),
+            "client_secret": str(getter()) if callable(getter) else secret}
 
 
 def _decrypt_quietly(svc: Services, account_id: uuid.UUID, row: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -5,6 +5,10 @@ Only documented endpoints are called:
 * YouTube (Google): `POST https://oauth2.googleapis.com/revoke` with the form field `token`; revoking the
   refresh token revokes the whole grant (its access tokens too). 200 means revoked.
 * SoundCloud: `POST https://secure.soundcloud.com/sign-out` with the JSON body `{"access_token": ...}`.
+* TikTok: `POST https://open.tiktokapis.com/v2/oauth/revoke/` with the form fields `client_key`, `client_secret`
+  and `token` (the access token); a success answers an empty body, a failure TikTok's error object
+  (https://developers.tiktok.com/docs/en/oauth-revoke-a-user-access-token). Without the app's credentials
+  nothing is sent.
 * Spotify and Instagram document no revocation endpoint for apps: the user removes the app in their account
   settings; we only forget the tokens.
 
@@ -19,6 +23,8 @@ from typing import Literal
 
 import httpx
 
+from arti.providers.tiktok import REVOKE_URL as TIKTOK_REVOKE_URL
+
 log = logging.getLogger("handlers.oauth")
 
 GOOGLE_REVOKE_URL = "https://oauth2.googleapis.com/revoke"
@@ -27,12 +33,14 @@ REVOKE_TIMEOUT = 10.0
 
 Outcome = Literal["revoked", "failed", "unsupported", "no_tokens"]
 
-SUPPORTS_REVOCATION = frozenset({"youtube", "soundcloud"})
+SUPPORTS_REVOCATION = frozenset({"youtube", "soundcloud", "tiktok"})
 
 
 async def revoke_grant(http: httpx.AsyncClient, provider: str, access_token: str | None,
-                       refresh_token: str | None) -> Outcome:
-    """Ask the provider to revoke the grant. Never raises."""
+                       refresh_token: str | None, *, client_id: str | None = None,
+                       client_secret: str | None = None) -> Outcome:
+    """Ask the provider to revoke the grant (TikTok needs the app's `client_id`, its client key, and secret).
+    Never raises."""
     if provider not in SUPPORTS_REVOCATION:
         return "unsupported"
     if not access_token and not refresh_token:
@@ -41,6 +49,17 @@ async def revoke_grant(http: httpx.AsyncClient, provider: str, access_token: str
         if provider == "youtube":
             token = refresh_token or access_token
             response = await http.post(GOOGLE_REVOKE_URL, data={"token": token}, timeout=REVOKE_TIMEOUT)
+        elif provider == "tiktok":
+            if not access_token:
+                return "no_tokens"
+            if not client_id or not client_secret:
+                log.warning("tiktok: revoking the grant needs TIKTOK_CLIENT_ID and TIKTOK_CLIENT_SECRET; not sent")
+                return "failed"
+            response = await http.post(TIKTOK_REVOKE_URL, timeout=REVOKE_TIMEOUT, data={
+                "client_key": client_id, "client_secret": client_secret, "token": access_token})
+            if response.is_success and _tiktok_error_code(response) not in (None, "ok"):
+                log.warning("tiktok: revoking the grant answered the error %s", _tiktok_error_code(response))
+                return "failed"
         else:
             if not access_token:
                 return "no_tokens"
@@ -53,3 +72,15 @@ async def revoke_grant(http: httpx.AsyncClient, provider: str, access_token: str
         return "revoked"
     log.warning("%s: revoking the grant answered HTTP %s", provider, response.status_code)
     return "failed"
+
+
+def _tiktok_error_code(response: httpx.Response) -> str | None:
+    """The code of TikTok's error object in an answer, if it carries one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("code")) if error.get("code") is not None else None
+    return str(error) if isinstance(error, str) else None

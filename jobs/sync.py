@@ -10,6 +10,10 @@ worker stops calling YouTube until midnight Pacific), a 429's Retry-After and In
 limits. 5xx and network errors back off exponentially; a refused token marks the account
 needs_reauth and is not retried; an account the provider no longer has fails its run.
 
+A provider whose daily flow is the change since its previous snapshot (TikTok's views summed over recent
+videos: each video's view count minus the one stored the day before) gets that stored point back from
+public.metric_snapshots (`ProviderClient.previous_point_metric`).
+
 Public data a provider serves for many accounts at once (YouTube channel statistics, Spotify artists,
 50 ids per call) is fetched once per batch the planner made (private.sync_batches): the first sync of
 a batch to run claims the call and stores every member's answer, the others read theirs. A job re-run
@@ -39,6 +43,7 @@ from arti.providers import get_provider
 from arti.providers.base import (
     UNFETCHED,
     MetricPoint,
+    PreviousPoint,
     ProviderAccountGone,
     ProviderAuthError,
     ProviderClient,
@@ -261,13 +266,38 @@ async def _defer_insights(account_id: str) -> None:
         await refresh_insights.configure(queueing_lock=f"insights:{account_id}").defer_async(account_id=account_id)
 
 
+PREVIOUS_POINT_SQL = """
+select (p.point ->> 'day')::date as day, s.fetched_at as taken_at, p.point -> 'raw' as raw
+from public.metric_snapshots as s
+cross join lateral jsonb_array_elements(s.payload -> 'points') as p (point)
+where s.account_id = %s and s.endpoint = 'fetch_metrics' and p.point ->> 'metric' = %s
+  and (p.point ->> 'day')::date < %s
+order by s.fetched_at desc
+limit 1
+"""
+"""The latest stored point of a metric before a day (newest snapshots first: the account's index serves it)."""
+
+
+async def _previous_point(conn: psycopg.AsyncConnection[Any], account_id: Any, metric: str,
+                          before: dt.date) -> PreviousPoint | None:
+    cur = await conn.execute(PREVIOUS_POINT_SQL, (account_id, metric, before))
+    row = await cur.fetchone()
+    if row is None or not isinstance(row["raw"], dict):
+        return None
+    return PreviousPoint(day=row["day"], taken_at=row["taken_at"], raw=row["raw"])
+
+
 async def _fetch(conn: psycopg.AsyncConnection[Any], client: ProviderClient, cipher: TokenCipher,
                  account: dict[str, Any]) -> list[MetricPoint]:
     start, end = _window(account["last_synced_at"], account["backfill"] or 28, client)
+    extra: dict[str, Any] = {}
+    if client.previous_point_metric:
+        # A client whose daily flow is the change since its last snapshot (TikTok's views) gets that point back.
+        extra["previous"] = await _previous_point(conn, account["id"], client.previous_point_metric, end)
 
     async def attempt(token: str) -> list[MetricPoint]:
         public = await _public_data(conn, client, token, account) if client.public_batch_size > 1 else UNFETCHED
-        return await client.fetch_metrics(token, account["external_id"], start, end, public=public)
+        return await client.fetch_metrics(token, account["external_id"], start, end, public=public, **extra)
 
     token = await valid_access_token(conn, cipher, client, account["id"])
     try:

@@ -1,6 +1,6 @@
 -- =============================================================================================
 -- Demo data: one organization ("Northstar Music") with a user in every role, three artists,
--- accounts on all four providers and a year of daily metrics (deterministic, with a few spikes),
+-- accounts on all five providers and a year of daily metrics (deterministic, with a few spikes),
 -- so dashboards, insights and benchmarks have something to show.
 -- Users are written exactly as GoTrue's admin API writes them (nil instance_id, aud and role
 -- `authenticated`, empty token columns, an `email` identity), so GoTrue can sign them in where it
@@ -153,11 +153,16 @@ from (
     (
         '00000000-0000-4000-d000-000000000004', '00000000-0000-4000-c000-000000000003', 'soundcloud',
         '90000001', 'djkoa'
+    ),
+    (
+        '00000000-0000-4000-d000-000000000005', '00000000-0000-4000-c000-000000000001', 'tiktok',
+        '-000lunaVaLe0TikTok0penId0000000000', 'lunavale'
     )
 ) as c (id, artist_id, provider, external_id, display_name)
 on conflict (id) do nothing;
 
--- A year of daily metrics: a steady trend, a weekly wiggle and deterministic spikes.
+-- A year of daily metrics: a steady trend, a weekly wiggle and deterministic spikes. TikTok's `views` are the
+-- daily views of the account's recent videos (a flow), its followers, likes and videos running totals.
 insert into public.metrics (account_id, metric, day, org_id, value, note)
 select
     s.account_id::uuid,
@@ -188,7 +193,11 @@ from (
     ('00000000-0000-4000-d000-000000000003', 'subscribers', 127000, 60),
     ('00000000-0000-4000-d000-000000000003', 'views', 21000, 10),
     ('00000000-0000-4000-d000-000000000004', 'followers_count', 8800, 6),
-    ('00000000-0000-4000-d000-000000000004', 'plays_total', 1500000, 2100)
+    ('00000000-0000-4000-d000-000000000004', 'plays_total', 1500000, 2100),
+    ('00000000-0000-4000-d000-000000000005', 'followers', 48000, 60),
+    ('00000000-0000-4000-d000-000000000005', 'likes_total', 1000000, 900),
+    ('00000000-0000-4000-d000-000000000005', 'videos', 40, 0.2),
+    ('00000000-0000-4000-d000-000000000005', 'views', 25000, 15)
 ) as s (account_id, metric, base, trend)
 cross join lateral generate_series(1, 365) as d (n)
 on conflict (account_id, metric, day) do nothing;
@@ -213,4 +222,34 @@ where
     and not exists (
         select 1 from public.sync_runs as r
         where r.account_id = a.id
+    );
+
+-- TikTok's last snapshot: each recent video's lifetime counts, the baseline its next sync's daily views start from.
+insert into public.metric_snapshots (org_id, account_id, endpoint, fetched_at, payload)
+select
+    '00000000-0000-4000-b000-000000000001'::uuid as org_id,
+    '00000000-0000-4000-d000-000000000005'::uuid as account_id,
+    'fetch_metrics' as endpoint,
+    now() - interval '6 hours' as fetched_at,
+    jsonb_build_object('points', jsonb_build_array(jsonb_build_object(
+        'metric', 'views',
+        'day', current_date - 1,
+        'raw', jsonb_build_object('video_count', 3, 'pages', 1, 'more_videos', false, 'videos', jsonb_build_array(
+            jsonb_build_object(
+                'id', '7430000000000000003', 'title', 'Moonrise (sped up)', 'view_count', 412000,
+                'like_count', 51200, 'comment_count', 1900, 'share_count', 3400
+            ),
+            jsonb_build_object(
+                'id', '7430000000000000002', 'title', 'Moonrise teaser', 'view_count', 98000,
+                'like_count', 9100, 'comment_count', 420, 'share_count', 610
+            ),
+            jsonb_build_object(
+                'id', '7430000000000000001', 'title', 'Studio day', 'view_count', 15500,
+                'like_count', 1200, 'comment_count', 64, 'share_count', 31
+            )
+        ))
+    ))) as payload
+where not exists (
+        select 1 from public.metric_snapshots as m
+        where m.account_id = '00000000-0000-4000-d000-000000000005'
     );

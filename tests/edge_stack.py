@@ -28,7 +28,7 @@ from tests.harness import child_env
 
 PROVIDER_CREDENTIALS = {
     f"{name.upper()}_{part}": f"{name}-{part.lower()}-value"
-    for name in ("spotify", "youtube", "instagram", "soundcloud")
+    for name in ("spotify", "youtube", "instagram", "soundcloud", "tiktok")
     for part in ("CLIENT_ID", "CLIENT_SECRET")
 }
 

@@ -49,6 +49,9 @@ CONNECT_ROUTES: dict[str, list[tuple[str, str, Any]]] = {
     "soundcloud": [("POST", "https://secure.soundcloud.com/oauth/token", p.sc_token()),
                    ("GET", "https://api.soundcloud.com/me", p.sc_me()),
                    ("POST", "https://secure.soundcloud.com/sign-out", {})],
+    "tiktok": [("POST", "https://open.tiktokapis.com/v2/oauth/token/", p.tt_token()),
+               ("GET", "https://open.tiktokapis.com/v2/user/info/", p.tt_user()),
+               ("POST", "https://open.tiktokapis.com/v2/oauth/revoke/", {})],
 }
 """What connecting an account calls at each provider, with the documented answers."""
 

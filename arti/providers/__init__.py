@@ -1,4 +1,4 @@
-"""Provider API clients (Spotify, YouTube, Instagram, SoundCloud) behind one small interface.
+"""Provider API clients (Spotify, YouTube, Instagram, SoundCloud, TikTok) behind one small interface.
 
 See `arti.providers.base` for the interface, data types and errors, and `get_provider` to get a client.
 """
@@ -8,6 +8,7 @@ from arti.providers.base import (
     AccountIdentity,
     MetricPoint,
     PkcePair,
+    PreviousPoint,
     ProviderAuthError,
     ProviderClient,
     ProviderError,
@@ -22,6 +23,7 @@ from arti.providers.instagram import InstagramClient
 from arti.providers.registry import PROVIDERS, get_provider
 from arti.providers.soundcloud import SoundCloudClient
 from arti.providers.spotify import SpotifyClient
+from arti.providers.tiktok import TikTokClient
 from arti.providers.youtube import YouTubeClient
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "InstagramClient",
     "MetricPoint",
     "PkcePair",
+    "PreviousPoint",
     "ProviderAuthError",
     "ProviderClient",
     "ProviderError",
@@ -38,6 +41,7 @@ __all__ = [
     "ProviderUnavailable",
     "SoundCloudClient",
     "SpotifyClient",
+    "TikTokClient",
     "TokenSet",
     "YouTubeClient",
     "code_challenge_s256",

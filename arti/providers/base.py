@@ -1,6 +1,6 @@
 """The interface every provider client implements, its data types, typed errors and shared HTTP plumbing.
 
-A provider client speaks to one platform (Spotify, YouTube, Instagram, SoundCloud) over an injected
+A provider client speaks to one platform (Spotify, YouTube, Instagram, SoundCloud, TikTok) over an injected
 `httpx.AsyncClient`, so tests can hand it a `MockTransport` or use respx. It never stores tokens: every
 call receives the token it needs and returns what the platform answered.
 
@@ -214,6 +214,18 @@ class MetricPoint(BaseModel):
         return cls(metric=metric, day=day, value=None, note=note, raw=raw or {})
 
 
+class PreviousPoint(BaseModel):
+    """A metric point of the account's last snapshot before the day being fetched, as the sync stored it in
+    public.metric_snapshots: for a client whose daily flow is the change since that snapshot (see
+    `ProviderClient.previous_point_metric`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    day: date
+    taken_at: datetime
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
 class ProviderModel(BaseModel):
     """Base of the models of documented provider responses: extra fields ignored, missing ones None."""
 
@@ -338,6 +350,9 @@ class ProviderClient(ABC):
     """Refresh this long before the access token expires."""
     quota: ClassVar[QuotaSpec | None] = None
     """The provider's quota model (arti.quotas): its documented limits and what a daily sync spends."""
+    previous_point_metric: ClassVar[str | None] = None
+    """Set by a client whose daily flow is the change since its previous snapshot (TikTok: views summed over recent
+    videos): the metric whose stored point, raw included, the sync hands back as `fetch_metrics(previous=...)`."""
 
     def __init__(
         self,

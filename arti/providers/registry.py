@@ -11,6 +11,7 @@ from arti.providers.base import Clock, ProviderClient, utcnow
 from arti.providers.instagram import InstagramClient
 from arti.providers.soundcloud import SoundCloudClient
 from arti.providers.spotify import SpotifyClient
+from arti.providers.tiktok import TikTokClient
 from arti.providers.youtube import YouTubeClient
 
 PROVIDERS: dict[str, type[ProviderClient]] = {
@@ -18,6 +19,7 @@ PROVIDERS: dict[str, type[ProviderClient]] = {
     "youtube": YouTubeClient,
     "instagram": InstagramClient,
     "soundcloud": SoundCloudClient,
+    "tiktok": TikTokClient,
 }
 """Provider name → client class."""
 
@@ -39,7 +41,7 @@ def _secret_value(value: Any) -> str | None:
 def get_provider(
     name: str, settings_like: Any, http: httpx.AsyncClient | None = None, *, clock: Clock = utcnow
 ) -> ProviderClient:
-    """The client for `name` ('spotify', 'youtube', 'instagram', 'soundcloud').
+    """The client for `name` ('spotify', 'youtube', 'instagram', 'soundcloud', 'tiktok').
 
     Credentials come from `settings_like` (an object with attributes or a mapping) as
     `<name>_client_id` and `<name>_client_secret` (a pydantic `SecretStr` is accepted) and are passed to

@@ -5,7 +5,7 @@ language sql immutable set search_path = ''
 as $$
     select metric in (
         'followers', 'followers_count', 'subscribers', 'plays_total', 'releases', 'media_count', 'track_count',
-        'video_count', 'view_count'
+        'video_count', 'view_count', 'following', 'likes_total', 'videos'
     )
 $$;
 comment on function private.metric_is_cumulative(text) is
@@ -21,6 +21,7 @@ as $$
             when 'youtube' then 'YouTube'
             when 'instagram' then 'Instagram'
             when 'soundcloud' then 'SoundCloud'
+            when 'tiktok' then 'TikTok'
         end
         || ' '
         || replace(regexp_replace(metric, '_(count|total)$', ''), '_', ' ')

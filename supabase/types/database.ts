@@ -1079,7 +1079,7 @@ export type Database = {
       campaign_status: "draft" | "active" | "paused" | "completed" | "cancelled"
       insight_kind: "anomaly" | "answer"
       org_role: "viewer" | "analyst" | "manager" | "admin" | "owner"
-      provider: "spotify" | "youtube" | "instagram" | "soundcloud"
+      provider: "spotify" | "youtube" | "instagram" | "soundcloud" | "tiktok"
       sync_status: "queued" | "running" | "succeeded" | "failed"
       sync_trigger: "schedule" | "manual" | "connect"
       webhook_delivery_status: "pending" | "delivered" | "failed" | "dead"
@@ -1214,7 +1214,7 @@ export const Constants = {
       campaign_status: ["draft", "active", "paused", "completed", "cancelled"],
       insight_kind: ["anomaly", "answer"],
       org_role: ["viewer", "analyst", "manager", "admin", "owner"],
-      provider: ["spotify", "youtube", "instagram", "soundcloud"],
+      provider: ["spotify", "youtube", "instagram", "soundcloud", "tiktok"],
       sync_status: ["queued", "running", "succeeded", "failed"],
       sync_trigger: ["schedule", "manual", "connect"],
       webhook_delivery_status: ["pending", "delivered", "failed", "dead"],

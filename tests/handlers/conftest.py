@@ -43,7 +43,7 @@ TEST_JWT_SECRET = secrets.token_hex(32)
 
 PROVIDER_CREDENTIALS = {
     f"{name}_{part}": f"{name}-{part}-value"
-    for name in ("spotify", "youtube", "instagram", "soundcloud")
+    for name in ("spotify", "youtube", "instagram", "soundcloud", "tiktok")
     for part in ("client_id", "client_secret")
 }
 
@@ -197,6 +197,9 @@ class ProviderFake:
                 json=p.ig_short_token())
             router.get("https://graph.instagram.com/access_token").respond(json=p.ig_long_token())
             router.get("https://graph.instagram.com/me").respond(json=p.ig_me())
+        elif self.name == "tiktok":
+            self.token_route = router.post("https://open.tiktokapis.com/v2/oauth/token/").respond(json=p.tt_token())
+            router.get("https://open.tiktokapis.com/v2/user/info/").respond(json=p.tt_user())
         else:
             self.token_route = router.post("https://secure.soundcloud.com/oauth/token").respond(json=p.sc_token())
             router.get("https://api.soundcloud.com/me").respond(json=p.sc_me())
@@ -217,6 +220,8 @@ def fakes() -> dict[str, ProviderFake]:
         "instagram": ProviderFake("instagram", p.IG_USER_ID, "theexampleband", "IGAAlong-lived-1", None, pkce=False),
         "soundcloud": ProviderFake("soundcloud", p.SC_USER_ID, p.sc_me()["username"], "2-290000-123456789-access1",
                                    "sc-refresh-1"),
+        "tiktok": ProviderFake("tiktok", p.TT_OPEN_ID, "lunavale", "act.tiktok-access-1", "rft.tiktok-refresh-1",
+                               pkce=False),
     }
 
 

@@ -43,10 +43,11 @@ from tests.handlers.conftest import (
 )
 from tests.harness import TestDB
 
-PROVIDERS = ("spotify", "youtube", "instagram", "soundcloud")
+PROVIDERS = ("spotify", "youtube", "instagram", "soundcloud", "tiktok")
 REVOCATION = {
     "youtube": ("https://oauth2.googleapis.com/revoke", "token", "1//0google-refresh"),
     "soundcloud": ("https://secure.soundcloud.com/sign-out", "access_token", "2-290000-123456789-access1"),
+    "tiktok": ("https://open.tiktokapis.com/v2/oauth/revoke/", "token", "act.tiktok-access-1"),
 }
 """Where a refused flow's grant is revoked: endpoint, field, and the victim's token that must be sent."""
 

@@ -4,6 +4,7 @@ user who started the flow -> tokens, account, backfill job."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import psycopg
@@ -28,7 +29,7 @@ from tests.handlers.conftest import (
     start_flow,
 )
 
-PROVIDERS = ("spotify", "youtube", "instagram", "soundcloud")
+PROVIDERS = ("spotify", "youtube", "instagram", "soundcloud", "tiktok")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -252,6 +253,31 @@ async def test_disconnect_signs_out_at_soundcloud(client: httpx.AsyncClient, pro
                                  headers=bearer(world.users["admin"]))
     assert response.json()["provider_revocation"] == "revoked"
     assert sign_out.calls.last.request.read() == b'{"access_token":"2-290000-123456789-access1"}'
+
+
+async def test_disconnect_revokes_at_tiktok_with_the_apps_credentials(
+        client: httpx.AsyncClient, provider_api: respx.MockRouter, world: World,
+        conn: psycopg.Connection[Any]) -> None:
+    account_id = await connect(client, provider_api, world, "tiktok")
+    revoke = provider_api.post("https://open.tiktokapis.com/v2/oauth/revoke/").respond(200, json={})
+    response = await client.post("/functions/v1/oauth/tiktok/disconnect", json={"account_id": account_id},
+                                 headers=bearer(world.users["manager"]))
+    assert response.json()["provider_revocation"] == "revoked"
+    sent = {k: v[0] for k, v in parse_qs(revoke.calls.last.request.content.decode()).items()}
+    assert sent == {"client_key": "tiktok-client_id-value", "client_secret": "tiktok-client_secret-value",
+                    "token": "act.tiktok-access-1"}
+    assert count_tokens(conn, account_id) == 0
+
+
+async def test_a_tiktok_revocation_error_is_reported_not_raised(client: httpx.AsyncClient,
+                                                                provider_api: respx.MockRouter, world: World) -> None:
+    account_id = await connect(client, provider_api, world, "tiktok")
+    provider_api.post("https://open.tiktokapis.com/v2/oauth/revoke/").respond(
+        200, json={"error": {"code": "access_token_invalid", "message": "Access token is invalid.", "log_id": "x"}})
+    response = await client.post("/functions/v1/oauth/tiktok/disconnect", json={"account_id": account_id},
+                                 headers=bearer(world.users["manager"]))
+    assert response.status_code == 200
+    assert response.json() == {"account_id": account_id, "status": "revoked", "provider_revocation": "failed"}
 
 
 async def test_disconnect_without_provider_revocation(client: httpx.AsyncClient, provider_api: respx.MockRouter,

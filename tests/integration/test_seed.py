@@ -17,12 +17,12 @@ def test_seed_loads_demo_org_with_every_role_provider_and_a_year(db: TestDB) -> 
     assert roles == ["viewer", "analyst", "manager", "admin", "owner"]
     providers = [r["provider"] for r in db.execute(
         "select provider::text from public.connected_accounts where org_id = %s order by 1", (ORG,))]
-    assert providers == ["instagram", "soundcloud", "spotify", "youtube"]
+    assert providers == ["instagram", "soundcloud", "spotify", "tiktok", "youtube"]
     days = db.value("select min(n) from (select count(*) as n from public.metrics group by account_id, metric) c")
     assert days == 365
     with db.as_user(VIEWER, email="viewer@northstar.test"):
         summary = db.execute("select * from public.metrics_summary(%s, current_date - 30, current_date)", (ORG,))
-        assert len(summary) == 8 and all(r["latest_value"] is not None for r in summary)
+        assert len(summary) == 12 and all(r["latest_value"] is not None for r in summary)
     with db.as_user(MANAGER, email="manager@northstar.test"):
         members = db.execute("select email from public.org_members(%s)", (ORG,))
         assert len(members) == 5

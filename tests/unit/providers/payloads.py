@@ -413,3 +413,80 @@ def sc_rate_limited(reset_time: str) -> dict[str, Any]:
             }
         ]
     }
+
+
+# ---------------------------------------------------------------------------------------- TikTok
+
+TT_OPEN_ID = "-000OdCO7fMWdq6Xo1ntYgd3U9rQ8mx1Q8Xa"
+TT_LOG_ID = "20261130101522A1B2C3D4E5F60718293A"
+
+
+def tt_token(access: str = "act.tiktok-access-1", refresh: str | None = "rft.tiktok-refresh-1") -> dict[str, Any]:
+    """POST open.tiktokapis.com/v2/oauth/token/ (authorization_code and refresh_token grants): flat, `scope`
+    comma-separated, lifetimes in seconds (2 hours and 180 days per the November 2026 pages)."""
+    body: dict[str, Any] = {
+        "access_token": access,
+        "expires_in": 7200,
+        "open_id": TT_OPEN_ID,
+        "refresh_expires_in": 15552000,
+        "scope": "user.info.basic,user.info.stats,video.list",
+        "token_type": "Bearer",
+    }
+    if refresh is not None:
+        body["refresh_token"] = refresh
+    return body
+
+
+def tt_oauth_error(error: str, description: str) -> dict[str, Any]:
+    """The OAuth error struct of the token endpoint: `error`, `error_description`, `log_id`."""
+    return {"error": error, "error_description": description, "log_id": TT_LOG_ID}
+
+
+def tt_ok() -> dict[str, Any]:
+    """The `error` object of a successful Display API answer."""
+    return {"code": "ok", "message": "", "log_id": TT_LOG_ID}
+
+
+def tt_user(drop: tuple[str, ...] = (), **values: Any) -> dict[str, Any]:
+    """GET /v2/user/info/?fields=...: `data.user` holds the fields asked for (scopes user.info.basic and .stats)."""
+    user: dict[str, Any] = {
+        "open_id": TT_OPEN_ID,
+        "union_id": "c9c60f44-a68e-4f5d-84dd-ce22faeb0ba1",
+        "display_name": "lunavale",
+        "follower_count": 48210,
+        "following_count": 312,
+        "likes_count": 1204533,
+        "video_count": 87,
+        **values,
+    }
+    for field in drop:
+        user.pop(field, None)
+    return {"data": {"user": user}, "error": tt_ok()}
+
+
+def tt_video(video_id: str, views: int | None, *, create_time: int = 1777000000, drop: tuple[str, ...] = ()
+             ) -> dict[str, Any]:
+    """A video object of /v2/video/list/ with the fields we ask for (counts are lifetime totals)."""
+    body: dict[str, Any] = {
+        "id": video_id,
+        "create_time": create_time,
+        "title": f"Moonrise teaser {video_id[-3:]}",
+        "view_count": views,
+        "like_count": (views or 0) // 10,
+        "comment_count": (views or 0) // 200,
+        "share_count": (views or 0) // 150,
+    }
+    for field in drop:
+        body.pop(field, None)
+    return body
+
+
+def tt_videos(videos: list[dict[str, Any]], *, cursor: int = 1777000000000, has_more: bool = False
+              ) -> dict[str, Any]:
+    """POST /v2/video/list/?fields=...: `data.videos`, `data.cursor` (UTC epoch ms), `data.has_more`."""
+    return {"data": {"videos": videos, "cursor": cursor, "has_more": has_more}, "error": tt_ok()}
+
+
+def tt_error(code: str, message: str) -> dict[str, Any]:
+    """A Display API error: the error struct (`code` a string, `message`, `log_id`) beside an empty `data`."""
+    return {"data": {}, "error": {"code": code, "message": message, "log_id": TT_LOG_ID}}

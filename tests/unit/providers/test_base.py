@@ -20,6 +20,7 @@ from arti.providers import (
     PkcePair,
     SoundCloudClient,
     SpotifyClient,
+    TikTokClient,
     TokenSet,
     YouTubeClient,
     code_challenge_s256,
@@ -148,6 +149,7 @@ def test_widen_for_reporting_lag_refetches_the_trailing_days() -> None:
         ("youtube", YouTubeClient),
         ("instagram", InstagramClient),
         ("soundcloud", SoundCloudClient),
+        ("tiktok", TikTokClient),
     ],
 )
 def test_get_provider_builds_each_client_with_its_credentials(name: str, cls: type) -> None:
@@ -167,9 +169,9 @@ def test_get_provider_reads_a_mapping_and_ignores_case() -> None:
 
 
 def test_get_provider_rejects_unknown_names_and_missing_credentials() -> None:
-    assert set(PROVIDERS) == {"spotify", "youtube", "instagram", "soundcloud"}
-    with pytest.raises(ValueError, match="unknown provider 'tiktok'"):
-        get_provider("tiktok", {})
+    assert set(PROVIDERS) == {"spotify", "youtube", "instagram", "soundcloud", "tiktok"}
+    with pytest.raises(ValueError, match="unknown provider 'myspace'"):
+        get_provider("myspace", {})
     with pytest.raises(ValueError, match="youtube_client_secret"):
         get_provider("youtube", {"youtube_client_id": "id"})
 

@@ -14,7 +14,14 @@ import httpx
 import pytest
 import respx
 
-from arti.providers import InstagramClient, ProviderRateLimited, SoundCloudClient, SpotifyClient, YouTubeClient
+from arti.providers import (
+    InstagramClient,
+    ProviderRateLimited,
+    SoundCloudClient,
+    SpotifyClient,
+    TikTokClient,
+    YouTubeClient,
+)
 from arti.providers.base import ProviderAccountGone
 from arti.quotas import QuotaSpec, all_specs
 from tests.unit.providers import payloads as p
@@ -205,6 +212,7 @@ def test_the_documented_minimum_of_calls_per_account() -> None:
     assert specs["spotify"].minimum_calls_per_account(100) == pytest.approx(1 + 2 / 100)
     assert specs["instagram"].minimum_calls_per_account(10) == 5  # profile, reach, 3 days of total values
     assert specs["soundcloud"].minimum_calls_per_account(10) == 2  # /me and one page of tracks
+    assert specs["tiktok"].minimum_calls_per_account(10) == 4  # user info and 3 pages of 20 recent videos
     # The Data API units a day of YouTube syncs costs: one per 50 channels (was one per channel).
     youtube = specs["youtube"]
     assert youtube.per_account("data_api_daily") == 0 and youtube.per_batch("data_api_daily") == 1
@@ -223,6 +231,10 @@ def test_the_documented_minimum_of_calls_per_account() -> None:
     (InstagramClient, "GET", f"{GRAPH}/refresh_access_token?grant_type=ig_refresh_token", None),
     (SoundCloudClient, "GET", "https://api.soundcloud.com/me", "me"),
     (SoundCloudClient, "GET", "https://api.soundcloud.com/users/123/tracks?linked_partitioning=true", "user_tracks"),
+    (TikTokClient, "GET", "https://open.tiktokapis.com/v2/user/info/?fields=open_id,follower_count", "user.info"),
+    (TikTokClient, "POST", "https://open.tiktokapis.com/v2/video/list/?fields=id,view_count", "video.list"),
+    (TikTokClient, "POST", "https://open.tiktokapis.com/v2/oauth/token/", None),
+    (TikTokClient, "POST", "https://open.tiktokapis.com/v2/video/query/?fields=id", None),
 ])
 def test_every_call_is_recognised_by_its_providers_quota_model(client: type, method: str, url: str,
                                                                 endpoint: str | None) -> None:
