@@ -3,13 +3,14 @@ create or replace function private.metric_is_cumulative(metric text)
 returns boolean
 language sql immutable set search_path = ''
 as $$
-    select metric in (
-        'followers', 'followers_count', 'subscribers', 'plays_total', 'releases', 'media_count', 'track_count',
-        'video_count', 'view_count', 'following', 'likes_total', 'videos'
+    -- Every "..._total" or "..._count" is a running total by its name; the others are listed.
+    select metric ~ '_(total|count)$' or metric in (
+        'followers', 'subscribers', 'releases', 'following', 'videos', 'tracks'
     )
 $$;
 comment on function private.metric_is_cumulative(text) is
-'True for running totals (followers, plays_total...), whose daily change is what moves; false for daily flows.';
+'True for running totals (followers, plays_total, any *_total or *_count, tracks...), whose daily change is what '
+'moves; false for daily flows (views, plays, reach...).';
 
 create or replace function private.metric_label(provider public.provider, metric text)
 returns text

@@ -75,6 +75,21 @@ def test_steady_series_raises_nothing(db: TestDB) -> None:
     assert db.value("select private.detect_anomalies(%s)", (account,)) == 0
 
 
+def test_a_growing_running_total_raises_nothing_whatever_its_provider(db: TestDB) -> None:
+    """YouTube's views_total and SoundCloud's tracks were scored as daily flows: a steadily growing total looked like
+    an ever larger spike. Every *_total and *_count, and the listed totals, are running totals by construction."""
+    world = build_world(db)
+    for provider, metric in (("youtube", "views_total"), ("soundcloud", "tracks"), ("tiktok", "likes_total"),
+                             ("instagram", "media_count")):
+        account = create_account(db, world.ids["org_a"], world.ids["artist_a"], provider)
+        add_metric_series(db, world.ids["org_a"], account, metric,
+                          [1000.0 + 40 * i * i for i in range(60)], dt.date(2026, 11, 20))
+        assert db.value("select private.metric_is_cumulative(%s)", (metric,)) is True, metric
+        assert db.value("select private.detect_anomalies(%s)", (account,)) == 0, metric
+    for flow in ("views", "plays", "reach", "accounts_engaged"):
+        assert db.value("select private.metric_is_cumulative(%s)", (flow,)) is False, flow
+
+
 # ---------------------------------------------------------------------------------------------
 # retrieval over the seed data, with the real local embedding model
 # ---------------------------------------------------------------------------------------------
