@@ -1,14 +1,23 @@
-"""Idempotent metric ingest: one `INSERT ... ON CONFLICT` over the batch, passed as arrays.
+"""Idempotent metric ingest into public.metrics.
 
 Running the same day twice writes no duplicates (the primary key is account, metric, day) and rewrites a row
 only when its value or note changed. A batch holding the same (account, metric, day) twice keeps the last one
 (deduplicated here: Postgres refuses to update one row twice in one statement).
 
-The batch travels as seven arrays in one statement (`unnest`), whatever its size: no temporary table, no COPY
-round trips. The first design (COPY into a temporary staging table, then an insert-select with DISTINCT ON)
-cost more than it saved on the batches syncs write: one account's week is ~35 rows, and its three round trips,
-the staging table's writes and the sort made it slower than 35 pipelined single-row upserts
-(bench/metric_ingest: 0.52x). For a day of 10,000 accounts (50,000 rows) the arrays also beat the staging path.
+Two paths, one result:
+
+* the upsert: one `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT ... DO UPDATE ... WHERE changed`, the batch
+  passed as seven arrays in binary (no temporary table, no COPY round trips, no text to parse). What a sync
+  writes (one account's days, ~35 rows) goes this way, as one statement: atomic without a transaction block.
+  The first design (COPY into a temporary staging table, then an insert-select with DISTINCT ON) cost more than
+  it saved on such batches: its round trips, the staging table's writes and the sort made it slower than 35
+  pipelined single-row upserts.
+* a large batch (COPY_FIRST_MIN rows or more, e.g. a day of every account) is first COPYed straight into
+  public.metrics as given, in a transaction (a savepoint inside the caller's): when none of its keys exists yet
+  — a new day, the daily case — that is the plain COPY, whose batched heap inserts an INSERT cannot match. If
+  one key exists (a re-sync, a concurrent writer got there first) or repeats in the batch, COPY stops at it
+  with a unique violation, that transaction rolls back, and the upsert above writes the batch (deduplicated,
+  in key order).
 """
 
 from __future__ import annotations
@@ -16,26 +25,27 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
 UPSERT_SQL = (
     "insert into public.metrics as m (account_id, metric, day, org_id, value, note, sync_run_id, fetched_at) "
     "select r.account_id, r.metric, r.day, r.org_id, r.value, r.note, r.sync_run_id, now() "
-    "from unnest(%s::uuid[], %s::text[], %s::date[], %s::uuid[], %s::numeric[], %s::text[], %s::uuid[]) "
+    "from unnest(%b::uuid[], %b::text[], %b::date[], %b::uuid[], %b::numeric[], %b::text[], %b::uuid[]) "
     "as r (account_id, metric, day, org_id, value, note, sync_run_id) "
     "on conflict (account_id, metric, day) do update set value = excluded.value, note = excluded.note, "
     "sync_run_id = excluded.sync_run_id, fetched_at = excluded.fetched_at "
     "where m.value is distinct from excluded.value or m.note is distinct from excluded.note"
 )
+COPY_SQL = "copy public.metrics (account_id, metric, day, org_id, value, note, sync_run_id) from stdin"
+COPY_FIRST_MIN = 1000
+"""Batches at least this large try a plain COPY first (their keys are usually new: a day of many accounts)."""
 
 
-@dataclass(frozen=True)
-class MetricRow:
-    """One metric value to store."""
+class MetricRow(NamedTuple):
+    """One metric value to store (a tuple in COPY_SQL's column order)."""
 
     account_id: uuid.UUID
     metric: str
@@ -46,42 +56,69 @@ class MetricRow:
     sync_run_id: uuid.UUID | None = None
 
 
-def _numeric(value: Decimal | float | int | None) -> str | None:
-    """The value as numeric text (one array type whatever mix of ints, floats and Decimals the batch holds)."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value != value:  # NaN: not a number a platform reports; store it as such
-        return "NaN"
-    return str(value)
+def _numeric(value: Decimal | float | int | None) -> Decimal | None:
+    """The value as a Decimal: one numeric array whatever mix of ints, floats and Decimals the batch holds."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
 
 
-def upsert_params(rows: Iterable[MetricRow]) -> tuple[list[Any], ...]:
-    """The seven arrays of UPSERT_SQL, one entry per (account, metric, day), the last given winning, in key order."""
+def deduplicated(rows: Iterable[MetricRow]) -> list[MetricRow]:
+    """One row per (account, metric, day), the last given winning, in primary-key order."""
     latest: dict[tuple[Any, str, dt.date], MetricRow] = {}
     for r in rows:
         latest[(r.account_id, r.metric, r.day)] = r
     # In primary-key order: each index is walked forward once instead of jumping between metrics and days.
-    batch = sorted(latest.values(), key=lambda r: (str(r.account_id), r.metric, r.day))
+    return sorted(latest.values(), key=lambda r: (_uuid_order(r.account_id), r.metric, r.day))
+
+
+def _uuid_order(value: Any) -> int:
+    """A uuid's position in Postgres' uuid order (its bytes, as an integer)."""
+    return value.int if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).int
+
+
+def _arrays(batch: list[MetricRow]) -> tuple[list[Any], ...]:
     return ([r.account_id for r in batch], [r.metric for r in batch], [r.day for r in batch],
             [r.org_id for r in batch], [_numeric(r.value) for r in batch], [r.note for r in batch],
             [r.sync_run_id for r in batch])
 
 
+def upsert_params(rows: Iterable[MetricRow]) -> tuple[list[Any], ...]:
+    """The seven arrays of UPSERT_SQL, one entry per (account, metric, day), the last given winning, in key order."""
+    return _arrays(deduplicated(rows))
+
+
 async def upsert_metrics(conn: psycopg.AsyncConnection[Any], rows: Iterable[MetricRow]) -> int:
-    """Store rows inside the caller's transaction. Returns how many rows were inserted or changed."""
-    params = upsert_params(rows)
-    if not params[0]:
+    """Store rows (in the caller's transaction, if any). Returns how many rows were inserted or changed."""
+    given = rows if isinstance(rows, list) else list(rows)
+    if not given:
         return 0
+    if len(given) >= COPY_FIRST_MIN:
+        try:
+            async with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+                for r in given:
+                    await copy.write_row(r)
+            return len(given)
+        except psycopg.errors.UniqueViolation:
+            pass  # some keys exist (or repeat in the batch): the upsert rewrites only what changed
     async with conn.cursor() as cur:
-        await cur.execute(UPSERT_SQL, params)
+        await cur.execute(UPSERT_SQL, upsert_params(given))
         return cur.rowcount
 
 
 def upsert_metrics_sync(conn: psycopg.Connection[Any], rows: Iterable[MetricRow]) -> int:
-    """The same path for synchronous callers (benchmarks, CLI)."""
-    params = upsert_params(rows)
-    if not params[0]:
+    """The same paths for synchronous callers (benchmarks, CLI)."""
+    given = rows if isinstance(rows, list) else list(rows)
+    if not given:
         return 0
+    if len(given) >= COPY_FIRST_MIN:
+        try:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+                for r in given:
+                    copy.write_row(r)
+            return len(given)
+        except psycopg.errors.UniqueViolation:
+            pass  # some keys exist (or repeat in the batch): the upsert rewrites only what changed
     with conn.cursor() as cur:
-        cur.execute(UPSERT_SQL, params)
+        cur.execute(UPSERT_SQL, upsert_params(given))
         return cur.rowcount

@@ -2,10 +2,10 @@
 
 It is `arti.metrics_store` (what jobs/sync.py uses): one `insert ... select ... from unnest(arrays)
 on conflict (account_id, metric, day) do update` into public.metrics, the batch passed as seven
-arrays (no temporary table, no COPY round trips). Idempotent (a re-run rewrites only changed rows),
-one statement per batch whatever its size, and every row still passes the table's checks and its
-foreign key to the account. The worker calls it with its own connection (the table owner); RLS does
-not apply to it.
+arrays (no temporary table); a batch of 1,000 rows or more is first COPYed straight in, and upserted
+only if one of its keys exists already. Idempotent (a re-run rewrites only changed rows), and every
+row still passes the table's checks and its foreign key to the account. The worker calls it with its
+own connection (the table owner); RLS does not apply to it.
 
 Rows are `(account_id, metric, day, org_id, value, note)` with `value` an int, float, Decimal or None
 (None = not provided by the platform, `note` says why), the shape of `arti.providers.base.MetricPoint`
@@ -48,16 +48,13 @@ def _dedupe(rows: Iterable[Sequence[Any]]) -> list[Sequence[Any]]:
 
 def upsert_metrics(conn: psycopg.Connection[Any], rows: Iterable[Sequence[Any]], *,
                    sync_run_id: UUID | str | None = None) -> int:
-    """The project's own write path (`arti.metrics_store`), in one transaction (a savepoint inside the caller's).
+    """The project's own write path (`arti.metrics_store`): atomic on its own (one statement, or a COPY in its own
+    transaction or savepoint), as the sync worker runs it; no transaction block around it.
 
     Returns the number of rows inserted or changed.
     """
-    batch = _dedupe(rows)
-    if not batch:
-        return 0
     run = UUID(str(sync_run_id)) if sync_run_id else None
-    with conn.transaction():
-        return upsert_metrics_sync(conn, (MetricRow(r[0], r[1], r[2], r[3], r[4], r[5], run) for r in batch))
+    return upsert_metrics_sync(conn, [MetricRow(r[0], r[1], r[2], r[3], r[4], r[5], run) for r in rows])
 
 
 def upsert_metrics_row_by_row(conn: psycopg.Connection[Any], rows: Iterable[Sequence[Any]], *,

@@ -1,24 +1,26 @@
 """sync_at_scale: a whole daily sync pass of the dataset's size through real HTTP, against the quota floor.
 
 The world: as many accounts as the dataset has (10,000 full size, 200 small), in the generator's provider mix
-(bench.generate's Zipf-sized organizations, providers cycling per organization: 2,834 Spotify, 2,706 YouTube,
-2,429 Instagram and 2,031 SoundCloud at full size), with encrypted tokens, created in organizations of their own
-(`bench-sync-*`, removed afterwards) and last synced a day ago (a daily pass, not a backfill). Every other account
-of the database is paused for the run (next_sync_at) and restored.
+(bench.generate's Zipf-sized organizations, providers cycling per organization: 2,404 Spotify, 2,318 YouTube,
+2,070 Instagram, 1,693 SoundCloud and 1,515 TikTok at full size), with encrypted tokens, created in
+organizations of their own (`bench-sync-*`, removed afterwards) and last synced a day ago (a daily pass, not a
+backfill). Every other account of the database is paused for the run (next_sync_at) and restored.
 
 The providers: bench.fake_providers on loopback, answering after 100-300 ms, shaped as documented and enforcing
-the documented quotas: YouTube's 10,000 Data API units per Pacific day, Spotify's rolling 30-second window, Meta's
-usage headers. Spotify publishes no number for its window; the run gives the app SPOTIFY_FLOOR_SECONDS' worth of
-calls: `quota_limit` = calls needed x 30 / floor (what an operator sets for their app), the same in the fake.
+the documented quotas: YouTube's 10,000 Data API units per Pacific day, Spotify's rolling 30-second window,
+TikTok's 600 calls per endpoint in any minute, Meta's usage headers. Spotify publishes no number for its window;
+the run gives the app SPOTIFY_FLOOR_SECONDS' worth of calls: `quota_limit` = calls needed x 30 / floor (what an
+operator sets for their app), the same in the fake.
 
 The pass: real `arti worker --queue sync` processes (3 x 22 slots full size, 2 x 8 small) and pg_cron's own
 `private.enqueue_due_syncs()`, which plans the pass against the quotas (batches of 50 for YouTube and Spotify,
 every provider spread over the time the binding window needs). Measured, one pass (`--reps` does not repeat it):
 
 * wall time from the planner's call to the last run finished, against the quota floor: the calls the day needs
-  divided by the allowed rate, per provider with an app-wide limit, the largest (target <= 1.2x);
+  divided by the allowed rate, per provider with an app-wide limit, the largest (target <= 1.2x; at full size
+  TikTok's video.list window binds: 4,545 calls at 600 a minute);
 * provider calls per account (counted by the fake) against the documented minimum (arti.quotas specs: reports
-  and albums per account, 1 batched call per 50; Instagram 5; SoundCloud 2) (target <= 1.0);
+  and albums per account, 1 batched call per 50; Instagram 5; SoundCloud 2; TikTok 4) (target <= 1.0);
 * calls within the quotas / calls made (target >= 1.000: no 429, no quotaExceeded);
 * the workers' resident memory when they are up and when the pass is over (information).
 """
