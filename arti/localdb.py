@@ -46,14 +46,10 @@ def missing_system_packages() -> list[str]:
     return [name for name, path in REQUIRED_FILES.items() if not path.exists()]
 
 
-def port_owner(port: int) -> str | None:
-    """Describe the process listening on 127.0.0.1:port (or any address), or None if the port is free."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        if probe.connect_ex(("127.0.0.1", port)) != 0:
-            return None
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+def tcp_listeners() -> list[tuple[str, int, str]]:
+    """(address, port, socket inode) of every TCP socket in LISTEN state on this machine (from /proc/net)."""
+    found = []
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
@@ -61,18 +57,46 @@ def port_owner(port: int) -> str | None:
         for line in lines:
             fields = line.split()
             local, state, inode = fields[1], fields[3], fields[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{inode}]")
+            if state != "0A":
+                continue
+            hex_address, hex_port = local.split(":")
+            raw = bytes.fromhex(hex_address)
+            # /proc prints the address as 32-bit words in host (little-endian) order.
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append((socket.inet_ntop(family, raw), int(hex_port, 16), inode))
+    return found
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process `pid` holds open (empty when it is gone or not visible)."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def port_owner(port: int) -> str | None:
+    """Describe the process listening on 127.0.0.1:port (or any address), or None if the port is free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        if probe.connect_ex(("127.0.0.1", port)) != 0:
+            return None
+    inodes = {inode for _, listening, inode in tcp_listeners() if listening == port}
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            for fd in (proc / "fd").iterdir():
-                if os.readlink(fd) in inodes:
-                    cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-                    return f"{cmd or proc.name} (pid {proc.name})"
-        except OSError:
-            continue
+        if proc.name.isdigit() and socket_inodes(int(proc.name)) & inodes:
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                cmd = ""
+            return f"{cmd or proc.name} (pid {proc.name})"
     return "another program (its process is not visible to this user)"
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from arti.localdb import socket_inodes, tcp_listeners
 from arti.settings import PROJECT_ROOT
 from tests.harness import child_env
 
@@ -155,35 +156,8 @@ def run_handlers_once(db_port: int, timeout: float = 30.0, **env: str) -> subpro
 
 def listening_sockets(pids: set[int]) -> list[tuple[str, int, int]]:
     """(address, port, pid) of every TCP socket in LISTEN state owned by one of `pids` (from /proc)."""
-    owners: dict[str, int] = {}
-    for pid in pids:
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                try:
-                    target = os.readlink(fd)
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    owners[target[8:-1]] = pid
-        except OSError:
-            continue
-    found = []
-    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state != "0A" or inode not in owners:
-                continue
-            hex_address, hex_port = local.split(":")
-            raw = bytes.fromhex(hex_address)
-            # /proc prints the address as 32-bit words in host (little-endian) order.
-            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-            found.append((socket.inet_ntop(family, raw), int(hex_port, 16), owners[inode]))
-    return found
+    owners = {inode: pid for pid in pids for inode in socket_inodes(pid)}
+    return [(address, port, owners[inode]) for address, port, inode in tcp_listeners() if inode in owners]
 
 
 def descendants(pid: int) -> set[int]:
