@@ -371,11 +371,13 @@ def _print_endpoints(settings: Settings) -> None:
     else:
         keys = ("  API keys         your project's (Supabase dashboard: Settings > API); "
                 "none is printed outside embedded mode")
+    sandbox = (f"\n  provider sandbox {settings.sandbox_url}  (ARTI_PROVIDER_SANDBOX=1: every provider is a local "
+               "fake; connect one with /functions/v1/oauth/<provider>/start)" if settings.sandbox_active else "")
     print(f"""
 ARTi backend is up ({settings.mode} mode).
   entry point      {entry}  (/health, /functions/v1/*)
   handlers         http://127.0.0.1:{p['handlers']}/functions/v1/health
-  database         {settings.database_url() if settings.mode == 'embedded' else '(SUPABASE_DB_URL)'}
+  database         {settings.database_url() if settings.mode == 'embedded' else '(SUPABASE_DB_URL)'}{sandbox}
 {keys}
 Next: `.venv/bin/arti users create you@example.com` and `.venv/bin/arti token --user you@example.com`
 for a JWT; `.venv/bin/arti platform status` for every process (supervised: restarted if it exits); logs in

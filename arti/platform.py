@@ -1,9 +1,10 @@
 """`arti platform start|stop|status|supervise`: embedded-mode processes behind start-platform.sh.
 
 `start` starts, in order: the embedded Postgres, migrations, then the supervisor (`arti platform supervise`,
-arti/supervisor.py), which starts the handlers (uvicorn), the Procrastinate worker and Caddy on :8080 and
-restarts any of them that exits (backoff, counted) — pid files in <data dir>/run, logs (rotated) in
-<data dir>/logs — then waits until :8080/health answers 200. Re-running starts only what is not running.
+arti/supervisor.py), which starts the handlers (uvicorn), the Procrastinate worker and Caddy on :8080 (and first
+the local provider sandbox, arti/sandbox.py, with ARTI_PROVIDER_SANDBOX=1 in embedded mode) and restarts any of
+them that exits (backoff, counted) — pid files in <data dir>/run, logs (rotated) in <data dir>/logs — then waits
+until :8080/health answers 200. Re-running starts only what is not running.
 `stop` stops the supervisor, which stops its children in reverse order (the worker gracefully), then Postgres,
 and leaves no listener behind. `status` shows every process, Postgres included: pid, state, restarts, last exit.
 """
@@ -47,10 +48,22 @@ def ports(settings: Settings | None = None) -> dict[str, int]:
     return {"http": s.http_port, "handlers": s.handlers_port, "studio": s.studio_port}
 
 
+SANDBOX = "sandbox"
+
+
+def sandbox_service(settings: Settings) -> Service:
+    """The local provider sandbox (arti/sandbox.py): a child only with ARTI_PROVIDER_SANDBOX=1 in embedded mode."""
+    return Service(SANDBOX, [sys.executable, "-m", "arti.sandbox", "--port", str(settings.sandbox_port)],
+                   (settings.sandbox_port,), 5.0)
+
+
 def services(settings: Settings) -> list[Service]:
     p = ports(settings)
     python = sys.executable
+    # The sandbox first: it answers before the handlers and the worker can call it, and it is stopped last.
+    sandbox = [sandbox_service(settings)] if settings.sandbox_active else []
     return [
+        *sandbox,
         Service("handlers", [python, "-m", "handlers", "--host", "127.0.0.1", "--port", str(p["handlers"])],
                 (p["handlers"],), 10.0),
         Service("worker", [python, "-m", "arti.cli", "worker"], (), 60.0),
@@ -237,7 +250,12 @@ def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str,
         steps.append((NAME, f"already running (pid {pid})"))
         children = (supervisor_state(settings) or {}).get("children", {})
         for service in services(settings):
-            child = children.get(service.name, {})
+            child = children.get(service.name)
+            if children and child is None:  # e.g. ARTI_PROVIDER_SANDBOX=1 given to a platform started without it
+                steps.append((service.name, "not started by the running supervisor: ./stop-platform.sh, then start "
+                                            "again"))
+                continue
+            child = child or {}
             steps.append((service.name, "already running" if child.get("state") == "running" else
                           f"{child.get('state', 'unknown')} (the supervisor restarts it; `arti platform status`)"))
     else:
@@ -270,6 +288,9 @@ def stop_platform(settings: Settings) -> list[tuple[str, str]]:
         # Whatever is still running (a supervisor killed -9 leaves its children) is stopped here.
         runtime.stop(service)
         steps.append((service.name, "stopped" if service.name in running else "not running"))
+    if not settings.sandbox_active and runtime.pid(SANDBOX) is not None:
+        # A sandbox started with ARTI_PROVIDER_SANDBOX=1 by a supervisor that died, stopped without the setting.
+        steps.append((SANDBOX, runtime.stop(sandbox_service(settings))))
     steps.append((NAME, "stopped" if pid is not None else "not running"))
     if settings.mode == "embedded":
         from arti.cli import embedded_cluster

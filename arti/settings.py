@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import jwt
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from arti.errors import ArtiError
@@ -40,10 +40,23 @@ DEFAULT_PORTS = {
     "bench_smoke_database": 54331,  # ARTI_BENCH_SMOKE_PORT
     "e2e_platform_database": 55422,  # fixed by tests/e2e/test_platform.py
     "e2e_faults_database": 55423,  # fixed by tests/e2e/test_faults.py
+    "e2e_sandbox_database": 55424,  # fixed by tests/e2e/test_sandbox.py
     "http": 8080,  # ARTI_HTTP_PORT
     "handlers": 8000,  # ARTI_HANDLERS_PORT
+    "sandbox": 8090,  # ARTI_SANDBOX_PORT (the provider sandbox, loopback, only with ARTI_PROVIDER_SANDBOX=1)
 }
 EMBEDDED_PASSWORD = "postgres"  # noqa: S105 (Supabase local default)
+SANDBOX_PROVIDERS = ("spotify", "youtube", "instagram", "soundcloud", "tiktok")
+
+
+def sandbox_client_id(provider: str) -> str:
+    """The OAuth client id every process uses for `provider` in sandbox mode (arti/sandbox.py knows only it)."""
+    return f"sandbox-{provider}-client"
+
+
+def sandbox_client_secret(provider: str) -> str:
+    """Its secret: public on purpose, no real provider knows it."""
+    return f"sandbox-{provider}-secret"
 
 
 class Settings(BaseSettings):
@@ -101,6 +114,15 @@ class Settings(BaseSettings):
         validation_alias="ARTI_PROVIDER_GATEWAY",
         description="Route provider API calls through this HTTP endpoint (egress gateway; fakes in e2e tests).",
     )
+    provider_sandbox: bool = Field(
+        default=False,
+        validation_alias="ARTI_PROVIDER_SANDBOX",
+        description="Embedded mode only: start the local provider sandbox (arti/sandbox.py) and point every provider "
+        "client at it (consent page, ARTI_PROVIDER_GATEWAY, sandbox client ids and secrets). Refused in any other "
+        "mode and with an API opened beyond loopback.",
+    )
+    sandbox_port: int = Field(default=DEFAULT_PORTS["sandbox"], ge=1, le=65535, validation_alias="ARTI_SANDBOX_PORT",
+                              description="The provider sandbox's port on 127.0.0.1.")
     worker_concurrency: int = Field(default=4, ge=1, le=64, validation_alias="ARTI_WORKER_CONCURRENCY")
     worker_sync_concurrency: int = Field(
         default=2, ge=0, le=64, validation_alias="ARTI_WORKER_SYNC_CONCURRENCY",
@@ -143,6 +165,33 @@ class Settings(BaseSettings):
         # `KEY=` in a copied .env.example means "not set", not "the empty secret".
         return None if isinstance(value, str) and not value.strip() else value
 
+    @model_validator(mode="after")
+    def _point_providers_at_the_sandbox(self) -> Settings:
+        # Sandbox mode replaces the gateway and every provider app, whatever else is configured, so that no real
+        # credential is sent to the sandbox and no provider is called; never outside embedded mode, where
+        # check_edge_security refuses the setting instead.
+        if self.sandbox_active:
+            self.provider_gateway = self.sandbox_url
+            for provider in SANDBOX_PROVIDERS:
+                setattr(self, f"{provider}_client_id", sandbox_client_id(provider))
+                setattr(self, f"{provider}_client_secret", SecretStr(sandbox_client_secret(provider)))
+        return self
+
+    @property
+    def sandbox_active(self) -> bool:
+        """ARTI_PROVIDER_SANDBOX=1 in embedded mode (the only mode it may run in)."""
+        return self.provider_sandbox and self.mode == "embedded"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    @property
+    def provider_authorize_base(self) -> str | None:
+        """Where the provider clients send the browser for consent instead of the provider: the sandbox, in sandbox
+        mode only (derived, never a setting of its own: no configuration can point users' consent elsewhere)."""
+        return self.sandbox_url if self.sandbox_active else None
+
     @property
     def mode(self) -> Mode:
         """ARTI_MODE when set; otherwise `cloud` when a database URL is configured, else `embedded`."""
@@ -165,7 +214,8 @@ class Settings(BaseSettings):
         return any(not _is_loopback(address) for address in self.http_bind.split())
 
     def check_edge_security(self) -> None:
-        """Refuse a configuration in which anyone could sign accepted tokens (one-line ArtiError).
+        """Refuse a configuration in which anyone could sign accepted tokens, or the provider sandbox outside a
+        local embedded trial (one-line ArtiError).
 
         Called at the start of every process that verifies tokens or serves HTTP (handlers, platform start).
         """
@@ -173,6 +223,12 @@ class Settings(BaseSettings):
         well_known = secret in WELL_KNOWN_JWT_SECRETS
         if self.mode == "embedded" and self.db_url:
             raise ArtiError("ARTI_MODE=embedded uses the local cluster: unset SUPABASE_DB_URL, or set ARTI_MODE=cloud")
+        if self.provider_sandbox and self.mode != "embedded":
+            raise ArtiError(f"ARTI_PROVIDER_SANDBOX=1 fakes the providers for a local trial and runs in embedded mode "
+                            f"only, not in {self.mode} mode: unset ARTI_PROVIDER_SANDBOX")
+        if self.provider_sandbox and self.http_exposed():
+            raise ArtiError(f"ARTI_PROVIDER_SANDBOX=1 needs the API on loopback, but ARTI_HTTP_BIND={self.http_bind} "
+                            f"opens it beyond: unset ARTI_HTTP_BIND, or unset ARTI_PROVIDER_SANDBOX")
         if self.mode != "embedded":
             if well_known:
                 raise ArtiError(

@@ -6,7 +6,8 @@ ring, provider OAuth apps) with:
 * ``ARTI_FRONTEND_URLS`` — comma-separated allow-list of frontend URLs the OAuth flow may send the browser
   back to, e.g. ``https://app.example.com,http://localhost:3000/settings``. A ``redirect_to`` is accepted when
   it has the same scheme, host and port as an entry and its path lies under the entry's path. The first entry
-  is the default ``redirect_to``.
+  is the default ``redirect_to``. Unset in sandbox mode (ARTI_PROVIDER_SANDBOX=1, embedded only), the provider
+  sandbox's ``/connected`` page comes first (it shows the completion secret and the request that completes it).
 * ``ARTI_OAUTH_REDIRECT_BASE`` — the public URL under which the providers call us back; the callback of
   provider ``p`` is ``{base}/{p}/callback`` and must be registered in that provider's app.
 * ``ARTI_OAUTH_STATE_TTL_SECONDS`` — how long a started OAuth flow may take (default 600 s).
@@ -20,7 +21,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from arti.settings import Settings
@@ -75,6 +76,12 @@ class HandlerSettings(Settings):
         if parts.query:
             raise ValueError("ARTI_OAUTH_REDIRECT_BASE must not have a query string")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _sandbox_landing_page(self) -> HandlerSettings:
+        if self.sandbox_active and "frontend_urls" not in self.model_fields_set:
+            self.frontend_urls = [f"{self.sandbox_url}/connected", *self.frontend_urls]
+        return self
 
     @property
     def oauth_base(self) -> str:

@@ -7,8 +7,9 @@
 set -euo pipefail
 
 # 54322 development database, 54323 Studio, 54329 tests, 54330 benchmarks, 54331 bench smoke
-# test, 55422 the end-to-end platform test's database, 55423 the fault tests' database.
-PROJECT_PORTS="54322-54323,54329-54331,55422-55423"
+# test, 55422 the end-to-end platform test's database, 55423 the fault tests' database, 55424 the
+# provider sandbox end-to-end test's database.
+PROJECT_PORTS="54322-54323,54329-54331,55422-55424"
 reserved=/proc/sys/net/ipv4/ip_local_reserved_ports
 
 log() { printf '[ports] %s\n' "$*" >&2; }

@@ -253,3 +253,19 @@ where not exists (
         select 1 from public.metric_snapshots as m
         where m.account_id = '00000000-0000-4000-d000-000000000005'
     );
+
+-- Insights at once, as a sync's insights job would leave them (jobs/insights.py refresh_insights): the anomalies in
+-- each account's last week (the jump and the spikes three days ago), which also notify the members, then each
+-- artist's retrieval chunks (weekly movement per metric, the anomalies, the campaigns), so that /insights/ask
+-- answers from the first start. Both functions are idempotent (anomalies deduplicated, chunks upserted), so the
+-- seed stays loadable twice. Chunks are written without embeddings: full text answers (ARTI_EMBEDDING_PROVIDER
+-- none); with an embedding provider, the worker's embed_documents job fills them after the next sync.
+select private.detect_anomalies(a.id) as anomalies
+from public.connected_accounts as a
+where a.org_id = '00000000-0000-4000-b000-000000000001'
+order by a.id;
+
+select private.refresh_documents(ar.id) as chunks
+from public.artists as ar
+where ar.org_id = '00000000-0000-4000-b000-000000000001'
+order by ar.id;

@@ -362,6 +362,7 @@ class ProviderClient(ABC):
         *,
         clock: Clock = utcnow,
         scopes: tuple[str, ...] | None = None,
+        authorize_base: str | None = None,
     ) -> None:
         if not client_id or not client_secret:
             raise ValueError(f"{self.name}: client_id and client_secret are required")
@@ -373,6 +374,9 @@ class ProviderClient(ABC):
         self.scopes = scopes if scopes is not None else self.default_scopes
         self.observer: CallObserver | None = None
         """Set by the sync job: every request passes its quota gate (pacing, budgets, blocks)."""
+        self.authorize_base = authorize_base.rstrip("/") if authorize_base else None
+        """Where the browser is sent for consent instead of the provider: `{base}/{name}/authorize`. Only the local
+        provider sandbox sets it (Settings.provider_authorize_base, embedded mode with ARTI_PROVIDER_SANDBOX=1)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.client_id!r})"
@@ -387,6 +391,10 @@ class ProviderClient(ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def _authorize_endpoint(self, documented: str) -> str:
+        """The consent page: the provider's documented URL, or the sandbox's when `authorize_base` is set."""
+        return f"{self.authorize_base}/{self.name}/authorize" if self.authorize_base else documented
 
     # -- the five operations
 

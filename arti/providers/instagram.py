@@ -254,7 +254,7 @@ class InstagramClient(ProviderClient):
             "scope": ",".join(self.scopes),
             "state": state,
         }
-        return f"{AUTHORIZE_URL}?{urlencode(params)}"
+        return f"{self._authorize_endpoint(AUTHORIZE_URL)}?{urlencode(params)}"
 
     async def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None = None) -> TokenSet:
         """Code → short-lived token → long-lived token (60 days). `code_verifier` is not used by Instagram."""

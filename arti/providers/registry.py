@@ -45,7 +45,8 @@ def get_provider(
 
     Credentials come from `settings_like` (an object with attributes or a mapping) as
     `<name>_client_id` and `<name>_client_secret` (a pydantic `SecretStr` is accepted) and are passed to
-    the client's constructor.
+    the client's constructor, with `provider_authorize_base` (the provider sandbox's consent pages, set only in
+    sandbox mode; None: the provider's own).
     """
     key = name.strip().lower()
     try:
@@ -58,4 +59,5 @@ def get_provider(
     if missing:
         raise ValueError(f"{key}: missing setting(s) {', '.join(missing)}")
     assert client_id is not None and client_secret is not None
-    return cls(client_id, client_secret, http, clock=clock)
+    base = _setting(settings_like, "provider_authorize_base")
+    return cls(client_id, client_secret, http, clock=clock, authorize_base=base if isinstance(base, str) else None)

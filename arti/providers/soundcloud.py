@@ -124,7 +124,7 @@ class SoundCloudClient(ProviderClient):
             "code_challenge_method": "S256",
             "state": state,
         }
-        return f"{AUTHORIZE_URL}?{urlencode(params)}"
+        return f"{self._authorize_endpoint(AUTHORIZE_URL)}?{urlencode(params)}"
 
     async def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None = None) -> TokenSet:
         """Exchange the callback's code for tokens; `code_verifier` is mandatory."""

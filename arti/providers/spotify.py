@@ -143,7 +143,7 @@ class SpotifyClient(ProviderClient):
         }
         if code_challenge:
             params |= {"code_challenge_method": "S256", "code_challenge": code_challenge}
-        return f"{AUTHORIZE_URL}?{urlencode(params)}"
+        return f"{self._authorize_endpoint(AUTHORIZE_URL)}?{urlencode(params)}"
 
     async def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None = None) -> TokenSet:
         """Exchange the callback's code for tokens (sends `code_verifier` when PKCE was used)."""

@@ -270,7 +270,7 @@ class TikTokClient(ProviderClient):
             "redirect_uri": redirect_uri,
             "state": state,
         }
-        return f"{AUTHORIZE_URL}?{urlencode(params)}"
+        return f"{self._authorize_endpoint(AUTHORIZE_URL)}?{urlencode(params)}"
 
     async def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None = None) -> TokenSet:
         """Exchange the callback's code (`code_verifier` only when one was used: mobile and desktop apps)."""
