@@ -273,6 +273,7 @@ def stop_platform(settings: Settings) -> list[tuple[str, str]]:
 
     runtime = Supervisor(settings)
     running = {service.name for service in services(settings) if runtime.pid(service.name)}
+    sandbox_left = not settings.sandbox_active and runtime.pid(SANDBOX) is not None  # started with the setting
     steps: list[tuple[str, str]] = []
     pid = runtime.pid(NAME)
     if pid is not None:
@@ -288,9 +289,11 @@ def stop_platform(settings: Settings) -> list[tuple[str, str]]:
         # Whatever is still running (a supervisor killed -9 leaves its children) is stopped here.
         runtime.stop(service)
         steps.append((service.name, "stopped" if service.name in running else "not running"))
-    if not settings.sandbox_active and runtime.pid(SANDBOX) is not None:
-        # A sandbox started with ARTI_PROVIDER_SANDBOX=1 by a supervisor that died, stopped without the setting.
-        steps.append((SANDBOX, runtime.stop(sandbox_service(settings))))
+    if sandbox_left:
+        # Started with ARTI_PROVIDER_SANDBOX=1, stopped without it: its supervisor stopped it (or, if that one died,
+        # it is stopped here).
+        runtime.stop(sandbox_service(settings))
+        steps.append((SANDBOX, "stopped"))
     steps.append((NAME, "stopped" if pid is not None else "not running"))
     if settings.mode == "embedded":
         from arti.cli import embedded_cluster
@@ -329,14 +332,17 @@ def status_platform(settings: Settings) -> dict[str, Any]:
                        "restarts": None, "last_exit": None,
                        "started_at": (state or {}).get("started_at")}
     children = (state or {}).get("children", {})
-    for service in services(settings):
-        child = children.get(service.name)
-        pid = runtime.pid(service.name)
+    names = [service.name for service in services(settings)]
+    if SANDBOX not in names and (SANDBOX in children or runtime.pid(SANDBOX)):
+        names.insert(0, SANDBOX)  # started with ARTI_PROVIDER_SANDBOX=1, asked about without it
+    for name in names:
+        child = children.get(name)
+        pid = runtime.pid(name)
         if child is None:  # no supervisor: a daemon left by an older start, or nothing
-            processes[service.name] = {"pid": pid, "state": "running (unsupervised)" if pid else "stopped",
-                                       "restarts": None, "last_exit": None}
+            processes[name] = {"pid": pid, "state": "running (unsupervised)" if pid else "stopped",
+                               "restarts": None, "last_exit": None}
         else:
-            processes[service.name] = {**child, "pid": child.get("pid") or pid}
+            processes[name] = {**child, "pid": child.get("pid") or pid}
     for entry in processes.values():
         entry["last_exit_text"] = _exit_text(entry.get("last_exit"))
     return {"processes": processes,

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 extras=$(printf '%s\n' "$@" | sort -u | paste -sd, -)
 python=""
 for candidate in python3.13 python3.12 python3.11 python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  # stderr silenced: a pyenv shim for a version that is not selected prints a page of advice on every start.
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     python=$(command -v "$candidate"); break
   fi
 done

@@ -49,9 +49,12 @@ def platform() -> Iterator[dict[str, str]]:
         assert f"provider sandbox {SANDBOX}" in started.stdout, started.stdout
         yield env
     finally:
-        stopped = subprocess.run(["./stop-platform.sh"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+        # Stopped as a newcomer would, without the setting: the sandbox stops with the rest.
+        plain = {k: v for k, v in env.items() if k != "ARTI_PROVIDER_SANDBOX"}
+        stopped = subprocess.run(["./stop-platform.sh"], cwd=PROJECT_ROOT, env=plain, capture_output=True, text=True,
                                  timeout=180)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "sandbox     stopped" in stopped.stdout, stopped.stdout
         for name in PORTS:
             assert port_owner(int(PORTS[name])) is None, f"{name} still has a listener"
 
@@ -155,8 +158,9 @@ def test_connect_sync_dashboard_ask_through_the_sandbox(platform: dict[str, str]
     revoked = httpx.post(f"{ENTRY}/functions/v1/oauth/youtube/disconnect", json={"account_id": accounts["youtube"]},
                          headers=auth, timeout=30)
     assert revoked.status_code == 200 and revoked.json()["provider_revocation"] == "revoked", revoked.text
+    plain = {k: v for k, v in platform.items() if k != "ARTI_PROVIDER_SANDBOX"}  # asked without the setting
     status = subprocess.run([sys.executable, "-m", "arti.cli", "platform", "status", "--json"], cwd=PROJECT_ROOT,
-                            env=platform, capture_output=True, text=True, timeout=60)
+                            env=plain, capture_output=True, text=True, timeout=60)
     sandbox = json.loads(status.stdout)["processes"]["sandbox"]
     assert sandbox["state"] == "running"
     assert listening_sockets(descendants(sandbox["pid"])) == [("127.0.0.1", int(PORTS["ARTI_SANDBOX_PORT"]),
