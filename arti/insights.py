@@ -18,6 +18,25 @@ from arti.embeddings import Embedder, EmbeddingError
 from arti.errors import ArtiError
 
 TOP_K = 5
+MAX_SEARCH_WORDS = 32
+"""A question holding more search terms than public.search_documents accepts (64) is searched in full text on its
+first 32 distinct words other than stop words; the embedding still reads the whole question."""
+SEARCH_TERMS_MAX_NODES = 127
+"""search_documents' bound on numnode(websearch_to_tsquery('english', query)): 64 terms and the operators between."""
+WORD = re.compile(r"[^\W_]+")
+# PostgreSQL's english.stop (Snowball), the words the 'english' text search configuration drops.
+STOP_WORDS = frozenset((
+    "i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "your", "yours", "yourself", "yourselves",
+    "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "they", "them", "their",
+    "theirs", "themselves", "what", "which", "who", "whom", "this", "that", "these", "those", "am", "is", "are",
+    "was", "were", "be", "been", "being", "have", "has", "had", "having", "do", "does", "did", "doing", "a", "an",
+    "the", "and", "but", "if", "or", "because", "as", "until", "while", "of", "at", "by", "for", "with", "about",
+    "against", "between", "into", "through", "during", "before", "after", "above", "below", "to", "from", "up",
+    "down", "in", "out", "on", "off", "over", "under", "again", "further", "then", "once", "here", "there", "when",
+    "where", "why", "how", "all", "any", "both", "each", "few", "more", "most", "other", "some", "such", "no",
+    "nor", "not", "only", "own", "same", "so", "than", "too", "very", "s", "t", "can", "will", "just", "don",
+    "should", "now",
+))
 MAX_LLM_RESPONSE_BYTES = 1024 * 1024
 """A chat response larger than this is refused (the answer falls back to the retrieved facts)."""
 MAX_ANSWER_CHARS = 8000
@@ -51,10 +70,28 @@ def vector_literal(vector: list[float]) -> str:
     return "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
 
 
+def search_words(question: str, limit: int = MAX_SEARCH_WORDS) -> str:
+    """The question's first `limit` distinct words other than stop words, space-separated. Each word is a run of
+    letters and digits, which Postgres' parser reads as one token, so the text holds at most `limit` search terms
+    (no operator, phrase or negation of websearch syntax survives)."""
+    kept: dict[str, str] = {}
+    for word in WORD.findall(question):
+        key = word.casefold()
+        if key not in STOP_WORDS and key not in kept:
+            kept[key] = word
+            if len(kept) == limit:
+                break
+    return " ".join(kept.values())
+
+
 async def retrieve(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, question: str,
                    artist_id: uuid.UUID | None, embedder: Embedder | None, *, mode: str = "hybrid",
                    k: int = TOP_K) -> list[dict[str, Any]]:
-    """Hybrid search through public.search_documents on the caller's connection (RLS applies)."""
+    """Hybrid search through public.search_documents on the caller's connection (RLS applies).
+
+    The question is searched as asked when it holds at most 64 search terms (search_documents' bound, checked by
+    Postgres in the same statement); a longer one, up to the question's 2000 characters, is searched in full text on
+    `search_words(question)`, so it is answered instead of refused."""
     embedding = None
     if embedder is not None and mode != "fulltext":
         try:
@@ -65,8 +102,11 @@ async def retrieve(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, questi
         return []
     cur = await conn.execute(
         "select id, chunk_artist_id, source, period_start, period_end, content, fulltext_rank, vector_rank, score "
-        "from public.search_documents(%s, %s, %s::extensions.vector, %s, %s, %s)",
-        (org_id, question, embedding, artist_id, k, mode),
+        "from public.search_documents(%(org)s, case when numnode(websearch_to_tsquery('english', %(question)s)) "
+        "<= %(max_nodes)s then %(question)s else %(words)s end, %(embedding)s::extensions.vector, %(artist)s, "
+        "%(k)s, %(mode)s)",
+        {"org": org_id, "question": question, "max_nodes": SEARCH_TERMS_MAX_NODES,
+         "words": search_words(question), "embedding": embedding, "artist": artist_id, "k": k, "mode": mode},
     )
     return list(await cur.fetchall())
 

@@ -1,4 +1,5 @@
--- RPC search_documents: hybrid retrieval over an organization's chunks, run as the caller (RLS applies).
+-- RPC search_documents: hybrid retrieval over an organization's chunks, run as the caller (RLS applies). Its full-text
+-- side is private.fulltext_candidates (fulltext_candidates.sql): chunk ids ranked among a bounded set of chunks.
 -- Dropped first: a repeatable file may change the result columns, which CREATE OR REPLACE cannot.
 drop function if exists public.search_documents(uuid, text, extensions.vector, uuid, integer, text);
 create or replace function public.search_documents(
@@ -30,7 +31,7 @@ as $$
 #variable_conflict use_column
 declare
     candidates integer;
-    words tsquery;
+    fulltext_ids bigint [];
 begin
     if auth.uid() is null then
         raise exception 'sign in first: this request carries no user (its token has no sub claim)'
@@ -42,8 +43,8 @@ begin
     if query is null or btrim(query) = '' then
         raise exception 'query is required' using errcode = '22023';
     end if;
-    -- Input bounds (the ranking's cost grows with the number of terms times the matching chunks): the question's
-    -- own bound in characters, and at most 64 search terms (the words left once stop words are dropped).
+    -- Input bounds (matching and ranking cost the number of terms times the chunks ranked): the question's own
+    -- bound in characters, and at most 64 search terms (the words left once stop words are dropped).
     if char_length(query) > 2000 then
         raise exception 'query may be at most 2000 characters' using errcode = '22023';
     end if;
@@ -112,73 +113,42 @@ begin
         return;
     end if;
 
-    -- Any of the question's words may match (websearch syntax ANDs them; questions rarely repeat a chunk's wording).
-    words := replace(websearch_to_tsquery('english', query)::text, ' & ', ' | ')::tsquery;
+    -- Full-text candidates, ranked among a bounded set of chunks (private.fulltext_candidates: the
+    -- organization's newest matches plus those of the question's rare words; security definer so that the
+    -- indexes serve `@@`, which RLS keeps out of index scans).
+    candidates := case
+        when mode = 'fulltext' or query_embedding is null then match_count
+        else greatest(match_count * 4, 40)
+    end;
+    fulltext_ids := private.fulltext_candidates(
+        search_documents.org_id, search_documents.artist_id, query, candidates
+    );
 
     -- Full text only (asked for, or no embedding to search with).
     if mode = 'fulltext' or query_embedding is null then
         return query
-        with ranked as (
-            select
-                d.id,
-                d.artist_id,
-                d.source,
-                d.period_start,
-                d.period_end,
-                d.content,
-                row_number() over (order by ts_rank_cd(d.content_tsv, words) desc, d.id)::integer as rank
-            from public.documents as d
-            where
-                d.org_id = search_documents.org_id
-                and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
-                and d.content_tsv @@ words
-        )
-
         select
-            r.id,
-            r.artist_id,
-            r.source,
-            r.period_start,
-            r.period_end,
-            r.content,
-            r.rank,
+            d.id,
+            d.artist_id,
+            d.source,
+            d.period_start,
+            d.period_end,
+            d.content,
+            f.rank::integer,
             null::integer,
-            (1.0 / (60 + r.rank))::double precision
-        from ranked as r
-        order by r.rank
+            (1.0 / (60 + f.rank))::double precision
+        from unnest(fulltext_ids) with ordinality as f (id, rank)
+        inner join public.documents as d on f.id = d.id
+        order by f.rank
         limit match_count;
         return;
     end if;
 
     -- Hybrid: each signal's best candidates, fused by reciprocal rank (k = 60).
-    candidates := greatest(match_count * 4, 40);
     return query
-    with fulltext as (
+    with nearest as materialized (
         select
             d.id,
-            d.artist_id,
-            d.source,
-            d.period_start,
-            d.period_end,
-            d.content,
-            row_number() over (order by ts_rank_cd(d.content_tsv, words) desc, d.id)::integer as rank
-        from public.documents as d
-        where
-            d.org_id = search_documents.org_id
-            and (search_documents.artist_id is null or d.artist_id = search_documents.artist_id)
-            and d.content_tsv @@ words
-        order by rank
-        limit candidates
-    ),
-
-    nearest as materialized (
-        select
-            d.id,
-            d.artist_id,
-            d.source,
-            d.period_start,
-            d.period_end,
-            d.content,
             d.embedding operator(extensions.<=>) query_embedding as distance
         from public.documents as d
         where
@@ -190,39 +160,38 @@ begin
     ),
 
     vector_ranked as (
-        select n.*, row_number() over (order by n.distance, n.id)::integer as rank
+        select
+            n.id,
+            row_number() over (order by n.distance, n.id)::integer as rank
         from nearest as n
     ),
 
-    -- Each side carries the chunk's columns, so the fused rows need no second visit to documents.
     fused as (
         select
             coalesce(f.id, v.id) as id,
-            coalesce(f.artist_id, v.artist_id) as artist_id,
-            coalesce(f.source, v.source) as source,
-            coalesce(f.period_start, v.period_start) as period_start,
-            coalesce(f.period_end, v.period_end) as period_end,
-            coalesce(f.content, v.content) as content,
-            f.rank as fulltext_rank,
+            f.rank::integer as fulltext_rank,
             v.rank as vector_rank,
             coalesce(1.0 / (60 + f.rank), 0) + coalesce(1.0 / (60 + v.rank), 0) as score
-        from fulltext as f
+        from unnest(fulltext_ids) with ordinality as f (id, rank)
         full outer join vector_ranked as v on f.id = v.id
+        order by score desc, id
+        limit match_count
     )
 
+    -- Only the answer's rows are read from documents for their columns.
     select
-        x.id,
-        x.artist_id,
-        x.source,
-        x.period_start,
-        x.period_end,
-        x.content,
+        d.id,
+        d.artist_id,
+        d.source,
+        d.period_start,
+        d.period_end,
+        d.content,
         x.fulltext_rank,
         x.vector_rank,
         x.score::double precision
     from fused as x
-    order by x.score desc, x.id
-    limit match_count;
+    inner join public.documents as d on x.id = d.id
+    order by x.score desc, x.id;
 end
 $$;
 -- pgvector 0.8 iterative index scans: the HNSW scan goes on until enough rows pass the organization
@@ -238,10 +207,11 @@ begin
 end
 $iterative$;
 comment on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text) is
-'Hybrid retrieval over an organization''s chunks: full-text rank and HNSW cosine similarity fused by reciprocal '
-'rank fusion (k = 60), optionally for one artist; mode fulltext or vector isolates one signal. Without an '
-'embedding, full text alone answers. Bounds: query at most 2000 characters and 64 search terms, a 384-d '
-'embedding, match_count 1-50. Errors: 22023 bad arguments, 42501 not a member.';
+'Hybrid retrieval over an organization''s chunks: full-text rank (ts_rank, among at most 3,000 chunks: the newest '
+'matches and those of the query''s rare words) and HNSW cosine similarity fused by reciprocal rank fusion '
+'(k = 60), optionally for one artist; mode fulltext or vector isolates one signal. Without an embedding, full '
+'text alone answers. Bounds: query at most 2000 characters and 64 search terms, a 384-d embedding, match_count '
+'1-50. Errors: 22023 bad arguments, 42501 not a member.';
 revoke all on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text) from public, anon;
 grant execute on function public.search_documents(uuid, text, extensions.vector, uuid, integer, text)
 to authenticated, service_role;

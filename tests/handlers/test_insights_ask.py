@@ -72,3 +72,16 @@ async def test_llm_answer_through_an_openai_compatible_api(database_url: str, co
     assert response.json()["mode"] == "llm" and response.json()["answer"].endswith(f"[{chunk}].")
     prompt = route.calls.last.request.content.decode()
     assert "Artist A" in prompt and "Artist B" not in prompt  # only the caller's chunks reach the model
+
+
+async def test_a_question_of_2000_characters_is_answered(client: httpx.AsyncClient, conn: psycopg.Connection[Any],
+                                                         world: World) -> None:
+    """More search terms than search_documents accepts (64): the ask path searches the question's first words."""
+    chunk = add_chunks(conn, world)
+    question = ("Moonrise campaign budget? " + " ".join(f"detail{i} context{i} aspect{i}" for i in range(100)))[:2000]
+    assert conn.execute("select numnode(websearch_to_tsquery('english', %s)) > 127 as over",
+                        (question,)).fetchone()["over"]
+    response = await client.post(URL, headers=bearer(world.users["analyst"]),
+                                 json={"org_id": str(world.ids["org_a"]), "question": question})
+    assert response.status_code == 200, response.text
+    assert [c["id"] for c in response.json()["citations"]] == [chunk]

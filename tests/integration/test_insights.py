@@ -15,7 +15,7 @@ import pytest
 import respx
 from psycopg.rows import dict_row
 
-from arti.insights import ChatModel, answer_question, retrieve, vector_literal
+from arti.insights import MAX_SEARCH_WORDS, ChatModel, answer_question, retrieve, search_words, vector_literal
 from arti.settings import PROJECT_ROOT
 from arti.users import INSERT_USER_SQL
 from tests.factories import add_metric_series, build_world, create_account
@@ -169,7 +169,7 @@ async def test_hybrid_recall_at_5_is_at_least_each_signal_alone(seeded: psycopg.
     print(f"\nrecall@5 on the labelled set: {recalls}")
     assert recalls["hybrid"] >= recalls["fulltext"]
     assert recalls["hybrid"] >= recalls["vector"]
-    assert recalls["hybrid"] >= 0.8
+    assert recalls["hybrid"] >= 11 / 12  # 0.92 before the full-text side ranked a bounded set (issue 20)
 
 
 async def test_retrieval_never_crosses_organizations(seeded: psycopg.AsyncConnection[Any], embedder: Any) -> None:
@@ -278,3 +278,94 @@ async def test_vector_mode_returns_the_exact_nearest_chunks_in_order(seeded: psy
     assert [r["vector_rank"] for r in rows] == [1, 2, 3, 4, 5]
     assert all(r["fulltext_rank"] is None for r in rows)
     assert [r["score"] for r in rows] == pytest.approx([1 / (60 + rank) for rank in range(1, 6)])
+
+
+# ---------------------------------------------------------------------------------------------
+# bounded full-text ranking (issue 20): long questions, large organizations
+# ---------------------------------------------------------------------------------------------
+
+LONG_QUESTION = ("What is the budget of the Moonrise single launch? " + " ".join(
+    f"Also consider detail{i} of the plan, its context{i}, and aspect{i}." for i in range(60)))[:2000]
+
+
+async def test_a_long_question_is_searched_on_its_first_words(seeded: psycopg.AsyncConnection[Any],
+                                                              embedder: Any) -> None:
+    """A question within the 2000 characters the ask path accepts but beyond search_documents' 64 search terms is
+    refused by search_documents as sent, and answered by retrieve() on its first 32 distinct words."""
+    assert len(LONG_QUESTION) == 2000
+    await as_user(seeded, ANALYST)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="at most 64 search terms"):
+        async with seeded.transaction():
+            await seeded.execute("select * from public.search_documents(%s, %s)", (ORG, LONG_QUESTION))
+    words = search_words(LONG_QUESTION)
+    assert words.split()[:4] == ["budget", "Moonrise", "single", "launch"] and len(words.split()) == 32
+    for mode in ("hybrid", "fulltext"):
+        rows = await retrieve(seeded, ORG, LONG_QUESTION, None, embedder, mode=mode, k=5)
+        assert rows and rows[0]["source"] == "campaign" and "12000" in rows[0]["content"], mode
+    answer = await answer_question(seeded, ORG, LONG_QUESTION, embedder=embedder)
+    assert any("12000" in c["content"] for c in answer.citations)
+
+
+def test_search_words_stay_within_the_search_term_bound(db: TestDB) -> None:
+    """Whatever the question's shape (hyphens, negations, quotes, URLs, numbers, repeats), its search words hold at
+    most 32 search terms for Postgres; a short question's words are its words."""
+    shapes = [
+        " ".join(f"-a{i}-b{i}-c{i}" for i in range(200)),
+        " ".join(f'"x{i} y{i}" or -z{i}' for i in range(200)),
+        " ".join(f"https://example{i}.com/p/{i}?q={i} user{i}@mail{i}.test 3.{i} 1,00{i}" for i in range(100)),
+        "the " * 400 + "followers",
+        "followers " * 300,
+        " ".join(f"état{i}-über{i} naïve{i}" for i in range(150)),
+    ]
+    for question in shapes:
+        words = search_words(question[:2000])
+        nodes = db.value("select numnode(websearch_to_tsquery('english', %s))", (words,))
+        assert nodes <= 2 * MAX_SEARCH_WORDS - 1, question[:40]
+    assert search_words("How did the followers, and the followers of Luna-Vale change in week 47?") == (
+        "followers Luna Vale change week 47")
+
+
+def test_full_text_of_a_large_organization_ranks_a_bounded_set_and_keeps_specific_words(db: TestDB) -> None:
+    """An organization with more chunks than the full-text side walks (4 x 1,000 for a question of up to 16 terms):
+    its newest matches are ranked, and so are, wherever they sit in time, the matches of a word rare among them and
+    the chunks holding every one of the question's common words."""
+    world = build_world(db)
+    org, artist = world.ids["org_a"], world.ids["artist_a"]
+    # 6,000 chunks, one a day back from 2026-11-23. A tenth name Instagram, a tenth shares, a tenth "doubled", never
+    # two of them together; every one names Spotify and followers or streams.
+    db.execute(
+        "insert into public.documents (org_id, artist_id, source, source_key, period_start, period_end, content) "
+        "select %s, %s, 'metrics', 'bulk:' || i, date '2026-11-23' - i, date '2026-11-23' - i, "
+        "format('%%s %%s for Artist A %%s %%s%%%% in week %%s (Spotify)', "
+        "case when i %% 10 = 0 then 'Instagram' else 'Spotify' end, "
+        "case when i %% 10 = 1 then 'shares' when i %% 2 = 0 then 'followers' else 'streams' end, "
+        "case when i %% 10 = 2 then 'doubled' else 'rose' end, i %% 50, 1 + i %% 52) "
+        "from generate_series(1, 6000) as i", (org, artist))
+    old = db.value(
+        "insert into public.documents (org_id, artist_id, source, source_key, period_start, period_end, content) "
+        "values (%s, %s, 'campaign', 'moonrise', '2010-01-01', '2010-01-31', "
+        "'Campaign Moonrise for Artist A: Spotify followers push') returning id", (org, artist))
+    together = db.value(
+        "insert into public.documents (org_id, artist_id, source, source_key, period_start, period_end, content) "
+        "values (%s, %s, 'metrics', 'together', '2010-02-01', '2010-02-07', "
+        "'Instagram shares for Artist A doubled 100%% in week 5') returning id", (org, artist))
+    with db.as_user(world.users["analyst"]):
+        def top(question: str) -> list[int]:
+            return [r["id"] for r in db.execute(
+                "select id from public.search_documents(%s, %s, null, null, 5, 'fulltext')", (org, question))]
+
+        # Spotify and followers are in every recent chunk, Moonrise in one chunk of 2010.
+        assert top("Spotify followers of the Moonrise campaign")[0] == old
+        # Instagram, shares and doubled are each in a tenth of the recent chunks; together only in one of 2010.
+        assert top("Did Instagram shares double?")[0] == together
+        # Common words only: the newest of the equally ranked chunks come first.
+        newest = [r["id"] for r in db.execute(
+            "select id from public.documents where org_id = %s and content like '%%followers%%' "
+            "order by period_end desc, id desc limit 5", (org,))]
+        assert top("followers") == newest
+        # The private steps: the candidates' membership check; the GIN-only read is not the API roles' to call.
+        assert db.value("select cardinality(private.fulltext_candidates(%s, null, 'followers', 10))", (org,)) == 10
+        assert db.value("select has_function_privilege('authenticated', 'private.fulltext_matches(uuid, uuid, "
+                        "tsquery, tsquery, integer, integer)', 'execute')") is False
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), db.as_user(world.users["outsider"]):
+        db.execute("select private.fulltext_candidates(%s, null, 'followers', 10)", (org,))
