@@ -6,11 +6,12 @@
 --     that matched any word of the question, with ts_rank_cd, after reading each of them from the
 --     heap: under RLS Postgres never uses an index for `@@` (ts_match_vq is not leakproof). For the
 --     largest benchmark tenant (133k chunks) "how did followers and plays change" matched 29.5k chunks
---     (hybrid p95 17x an unfiltered HNSW search), a six-word question 1.3 s at p95, and a question at
---     the 64-term bound ran into the 8 s statement timeout. private.fulltext_candidates (security
---     definer, with the membership check the policy makes) now ranks at most 3 x 1,000 chunks: the
---     organization's newest matches, the matches of the question's words that are rare among them, and
---     the chunks holding all of its (4 least) common words. It reads them through:
+--     (hybrid p95 17x an unfiltered HNSW search), "How did Spotify followers change in week 47?" took
+--     1.3 s at p95, and a question at the 64-term bound ran into the 8 s statement timeout (median 5 s).
+--     private.fulltext_candidates (security definer, with the membership check the policy makes) now
+--     ranks at most 3 x 1,000 chunks: the organization's newest matches, the matches of the question's
+--     words that are rare among them, and the chunks holding all of its (4 least) common words, when
+--     three or more are common. It reads them through:
 --   * documents_org_recency_idx, btree (org_id, period_end desc, id desc) including artist_id and
 --     content_tsv: an organization's chunks newest first with what matching and ranking need in the
 --     index, so the newest 4,000 are an index-only walk (about 2 ms), whatever the organization's size.
