@@ -19,7 +19,7 @@ from arti.errors import ArtiError
 from arti.localdb import LocalCluster, missing_system_packages
 from arti.settings import LOCAL_JWT_SECRET, Settings, embedded_url, get_settings
 
-EXTENSIONS = ("vector", "pg_cron", "pgcrypto", "pgtap")
+EXTENSIONS = ("vector", "pg_cron", "pgcrypto", "btree_gin", "pg_stat_statements", "pgtap")
 
 
 def embedded_cluster(settings: Settings) -> LocalCluster:
