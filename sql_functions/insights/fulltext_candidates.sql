@@ -104,7 +104,7 @@ begin
     -- pool shrinks as the terms grow (1,000 chunks up to 16 terms, 250 at the 64-term bound).
     terms := array(select distinct t.lexeme from unnest(to_tsvector('english', query)) as t);
     if cardinality(terms) = 0 then
-        return '{}';  -- only stop words: nothing to match
+        return array[]::bigint [];  -- only stop words: nothing to match
     end if;
     pool_size := least(1000, 16000 / cardinality(terms));
 
