@@ -85,6 +85,16 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
+def _restore(conn: psycopg.Connection[Any], first: date, end: date) -> int:
+    """Put the dataset back as generated: delete the rows written outside its days, drop the benchmark's own
+    tables, vacuum when rows were deleted. Returns how many rows were deleted."""
+    deleted = conn.execute("delete from public.metrics where day > %s or day < %s", (end, first)).rowcount
+    conn.execute("drop table if exists bench.ingest_raw, bench.ingest_constrained")
+    if deleted:
+        conn.execute("vacuum (analyze) public.metrics")
+    return max(deleted, 0)
+
+
 def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Callable[[str], None] = print
         ) -> tuple[list[Result], dict[str, Any]]:
     spec = dataset["spec"]
@@ -94,6 +104,11 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
     rng = random.Random(spec["seed"])
     conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
     try:
+        # A run that was interrupted (killed, machine restarted) left its rows beyond the dataset's days and its
+        # tables: remove them first, or every write path would meet keys that exist already.
+        leftover = _restore(conn, first, end)
+        if leftover:
+            log(f"  {NAME}: removed {leftover:,} rows an interrupted run left behind")
         accounts = conn.execute("select id, org_id from public.connected_accounts order by id").fetchall()
         org_ids = [r["id"] for r in conn.execute("select id from public.organizations").fetchall()]
         conn.execute(RAW_TABLE_SQL)
@@ -227,9 +242,7 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
             log(f"  {NAME}.{case}: " + ", ".join(f"{k} {v.rows_per_s():,.0f} rows/s" for k, v in measured.items()))
 
         t0 = time.perf_counter()
-        conn.execute("delete from public.metrics where day > %s or day < %s", (end, first))
-        conn.execute("drop table bench.ingest_raw, bench.ingest_constrained")
-        conn.execute("vacuum (analyze) public.metrics")
+        _restore(conn, first, end)
         details["cleanup_s"] = round(time.perf_counter() - t0, 3)
     finally:
         conn.close()
