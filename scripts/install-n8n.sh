@@ -37,11 +37,14 @@ installed() {
     [ "$("$dest/node_modules/.bin/n8n" --version 2>/dev/null)" = "$version" ]
 }
 
-if installed; then
+present() {  # already installed: say where, and stop here
+  installed || return 0
   log "present: n8n ${version} in ${dest}"
   echo "$dest"
   exit 0
-fi
+}
+
+present
 
 mkdir -p "$(dirname "$dest")"
 exec 9>"${dest}.lock"
@@ -49,11 +52,7 @@ if ! flock -w 900 9; then
   log "another install of n8n ${version} has held ${dest}.lock for 15 minutes: giving up"
   exit 1
 fi
-if installed; then  # installed by the run we waited for
-  log "present: n8n ${version} in ${dest}"
-  echo "$dest"
-  exit 0
-fi
+present  # installed by the run we waited for
 
 tmp=$(mktemp -d "${dest}.partial.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
