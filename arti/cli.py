@@ -103,7 +103,7 @@ def cmd_db_functions(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_db_queue_migration(settings: Settings, args: argparse.Namespace) -> int:
     from arti.db import connect
-    from arti.migrate import discover_migrations
+    from arti.migrate import next_version
     from arti.queue_schema import pending_queue_migrations, queue_migration_sql, recorded_migrations
 
     with connect(settings.database_url(), autocommit=True) as conn:
@@ -112,11 +112,7 @@ def cmd_db_queue_migration(settings: Settings, args: argparse.Namespace) -> int:
     if installed and not pending:
         print("the migrations cover the installed procrastinate package: nothing to write")
         return 0
-    latest = max((int(m.version) for m in discover_migrations(settings.migrations_dir)), default=0)
-    import datetime as dt
-
-    version = max(int(dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")), latest + 1)
-    path = settings.migrations_dir / f"{version}_{args.name}.sql"
+    path = settings.migrations_dir / f"{next_version(settings.migrations_dir)}_{args.name}.sql"
     path.write_text(queue_migration_sql(args.name, pending if installed else None))
     print(f"wrote {path.name}; apply it with `arti db migrate`")
     return 0

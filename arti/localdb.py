@@ -83,6 +83,14 @@ def socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def cmdline(pid: int) -> str:
+    """Process `pid`'s command line, space-separated ("" when it is gone or not visible)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def port_owner(port: int) -> str | None:
     """Describe the process listening on 127.0.0.1:port (or any address), or None if the port is free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -92,11 +100,7 @@ def port_owner(port: int) -> str | None:
     inodes = {inode for _, listening, inode in tcp_listeners() if listening == port}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit() and socket_inodes(int(proc.name)) & inodes:
-            try:
-                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-            except OSError:
-                cmd = ""
-            return f"{cmd or proc.name} (pid {proc.name})"
+            return f"{cmdline(int(proc.name)) or proc.name} (pid {proc.name})"
     return "another program (its process is not visible to this user)"
 
 
@@ -147,6 +151,7 @@ class LocalCluster:
         self.port = port
         self.cron_database = cron_database
         self.pgdata = root / "pgdata"
+        self.pidfile = self.pgdata / "postmaster.pid"
         self.run_dir = root / "run"
         self.log_file = root / "postgres.log"
         self._told_about_root = False
@@ -270,18 +275,16 @@ class LocalCluster:
     def status(self) -> ClusterStatus:
         pid: int | None = None
         running = False
-        pidfile = self.pgdata / "postmaster.pid"
-        if self.initialized and pidfile.exists():
+        if self.initialized and self.pidfile.exists():
             result = self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "status"], check=False)
             running = result.returncode == 0
             if running:
-                pid = int(pidfile.read_text().splitlines()[0])
+                pid = int(self.pidfile.read_text().splitlines()[0])
         return ClusterStatus(self.initialized, running, pid, self.port, self.pgdata)
 
     def running_port(self) -> int | None:
-        pidfile = self.pgdata / "postmaster.pid"
         try:
-            return int(pidfile.read_text().splitlines()[3])
+            return int(self.pidfile.read_text().splitlines()[3])
         except (OSError, IndexError, ValueError):
             return None
 

@@ -219,6 +219,17 @@ set local check_function_bodies = off;
 """
 
 
+def next_version(migrations_dir: Path, version: str | None = None) -> str:
+    """The version of a new migration: `version` (default: now, UTC, as the Supabase CLI names migrations), or
+    one more than the latest migration in `migrations_dir` when that is not earlier."""
+    latest = max((int(m.version) for m in discover_migrations(migrations_dir)), default=0)
+    if version is None:
+        import datetime as dt
+
+        version = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+    return version if int(version) > latest else str(latest + 1)
+
+
 def write_functions_migration(conn: psycopg.Connection[Any], functions_dir: Path, migrations_dir: Path,
                               name: str, *, version: str | None = None) -> Path | None:
     """Write a migration holding the sql_functions files that differ from `conn`'s database (which must be
@@ -232,13 +243,7 @@ def write_functions_migration(conn: psycopg.Connection[Any], functions_dir: Path
     changed = function_drift(conn, functions_dir)
     if not changed:
         return None
-    latest = max((int(m.version) for m in discover_migrations(migrations_dir)), default=0)
-    if version is None:
-        import datetime as dt
-
-        version = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    if int(version) <= latest:
-        version = str(latest + 1)
+    version = next_version(migrations_dir, version)
     listing = "\n".join(f"--   sql_functions/{relative}" for relative in changed)
     parts = [FUNCTIONS_MIGRATION_BANNER.format(name=name, files=listing)]
     for relative in changed:

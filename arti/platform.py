@@ -27,6 +27,7 @@ from typing import Any
 from arti.errors import ArtiError
 from arti.localdb import LocalCluster, port_owner
 from arti.settings import PROJECT_ROOT, Settings
+from arti.supervisor import NAME, alive
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,9 @@ class Service:
     stop_timeout: float
 
 
-def ports(settings: Settings | None = None) -> dict[str, int]:
+def ports(settings: Settings) -> dict[str, int]:
     """The platform's ports, from the environment and `.env` alike (one place: arti.settings)."""
-    from arti.settings import get_settings
-
-    s = settings or get_settings()
-    return {"http": s.http_port, "handlers": s.handlers_port, "studio": s.studio_port}
+    return {"http": settings.http_port, "handlers": settings.handlers_port, "studio": settings.studio_port}
 
 
 SANDBOX = "sandbox"
@@ -84,18 +82,22 @@ class Supervisor:
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 
+    def log_file(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    @property
+    def state_file(self) -> Path:
+        """What the supervisor process last saw (arti.supervisor.ProcessSupervisor.write_state)."""
+        return self.run_dir / f"{NAME}.json"
+
     def pid(self, name: str) -> int | None:
         try:
             pid = int(self.pid_file(name).read_text().strip())
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not alive(pid):
             self.pid_file(name).unlink(missing_ok=True)
             return None
-        except PermissionError:
-            return pid
         return pid
 
     def environment(self) -> dict[str, str]:
@@ -186,22 +188,19 @@ def wait_healthy(settings: Settings, timeout: float = 90.0) -> dict[str, Any]:
 
 def supervisor_state(settings: Settings) -> dict[str, Any] | None:
     """The supervisor's last written view (<data dir>/run/supervisor.json), or None."""
-    from arti.supervisor import NAME
-
     try:
-        state: dict[str, Any] = json.loads((settings.data_dir / "run" / f"{NAME}.json").read_text())
+        state: dict[str, Any] = json.loads(Supervisor(settings).state_file.read_text())
     except (OSError, ValueError):
         return None
     return state
 
 
 def _spawn_supervisor(settings: Settings, runtime: Supervisor) -> None:
-    from arti.supervisor import NAME
-
     runtime.run_dir.mkdir(parents=True, exist_ok=True)
     runtime.log_dir.mkdir(parents=True, exist_ok=True)
-    (runtime.run_dir / f"{NAME}.json").unlink(missing_ok=True)
-    with (runtime.log_dir / f"{NAME}.log").open("ab") as log:
+    runtime.state_file.unlink(missing_ok=True)
+    log_file = runtime.log_file(NAME)
+    with log_file.open("ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "arti.cli", "platform", "supervise"], cwd=PROJECT_ROOT,
                                    env=runtime.environment(), stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
@@ -211,11 +210,10 @@ def _spawn_supervisor(settings: Settings, runtime: Supervisor) -> None:
         if state and state.get("pid") == process.pid and state.get("phase") in ("running", "failed", "stopped"):
             if state["phase"] != "running":
                 process.wait(timeout=30)
-                raise ArtiError(state.get("error") or f"the supervisor stopped; see {runtime.log_dir / NAME}.log")
+                raise ArtiError(state.get("error") or f"the supervisor stopped; see {log_file}")
             return
         if process.poll() is not None:
-            raise ArtiError(f"the supervisor exited at once (code {process.returncode}); see "
-                            f"{runtime.log_dir / NAME}.log")
+            raise ArtiError(f"the supervisor exited at once (code {process.returncode}); see {log_file}")
         time.sleep(0.1)
     raise ArtiError(f"the supervisor did not start its processes in time; see {runtime.log_dir}")
 
@@ -224,7 +222,6 @@ def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str,
     from arti.cli import embedded_cluster
     from arti.db import connect
     from arti.migrate import load_seed, migrate
-    from arti.supervisor import NAME
 
     settings.check_edge_security()  # before anything starts: a refused configuration leaves nothing running
     runtime = Supervisor(settings)
@@ -269,8 +266,6 @@ def start_platform(settings: Settings, *, demo: bool = False) -> list[tuple[str,
 
 def stop_platform(settings: Settings) -> list[tuple[str, str]]:
     """Stop the supervisor (which stops its children in reverse order), anything left, then Postgres."""
-    from arti.supervisor import NAME
-
     runtime = Supervisor(settings)
     running = {service.name for service in services(settings) if runtime.pid(service.name)}
     sandbox_left = not settings.sandbox_active and runtime.pid(SANDBOX) is not None  # started with the setting
@@ -313,8 +308,6 @@ def _exit_text(last_exit: dict[str, Any] | None) -> str:
 
 def status_platform(settings: Settings) -> dict[str, Any]:
     """Every process (Postgres, the supervisor, its children) with pid, state, restarts and last exit; health."""
-    from arti.supervisor import NAME
-
     runtime = Supervisor(settings)
     supervisor_pid = runtime.pid(NAME)
     state = supervisor_state(settings) if supervisor_pid else None

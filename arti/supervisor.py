@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arti.localdb import port_owner
+from arti.localdb import cmdline, port_owner
 from arti.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
@@ -109,13 +109,6 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
 
 
 def stop_process_group(pid: int, timeout: float) -> None:
@@ -212,6 +205,7 @@ class ProcessSupervisor:
     """See the module docstring. `run()` is the daemon's main loop."""
 
     def __init__(self, settings: Settings, children: list[Service] | None = None) -> None:
+        from arti.cli import embedded_cluster
         from arti.platform import Supervisor as Runtime
         from arti.platform import services
 
@@ -219,8 +213,8 @@ class ProcessSupervisor:
         self.runtime = Runtime(settings)
         self.children = [Child(s.name, s.argv, s.ports, s.stop_timeout)
                          for s in (services(settings) if children is None else children)]
-        pidfile = settings.data_dir / "db" / "pgdata" / "postmaster.pid" if settings.mode == "embedded" else None
-        self.postgres = PostgresWatch(pidfile)
+        self.cluster = embedded_cluster(settings) if settings.mode == "embedded" else None
+        self.postgres = PostgresWatch(self.cluster.pidfile if self.cluster else None)
         self.stopping = False
         self.phase = "starting"
         self.error: str | None = None
@@ -231,10 +225,10 @@ class ProcessSupervisor:
     # -- files ------------------------------------------------------------------------------------------
     @property
     def state_file(self) -> Path:
-        return self.runtime.run_dir / f"{NAME}.json"
+        return self.runtime.state_file
 
     def log_file(self, name: str) -> Path:
-        return self.runtime.log_dir / f"{name}.log"
+        return self.runtime.log_file(name)
 
     def write_state(self) -> None:
         state = {"pid": os.getpid(), "phase": self.phase, "error": self.error, "started_at": self.started_at,
@@ -347,8 +341,8 @@ class ProcessSupervisor:
             return
         self._last_rotation = now
         paths = [self.log_file(c.name) for c in self.children] + [self.log_file(NAME)]
-        if self.settings.mode == "embedded":
-            paths.append(self.settings.data_dir / "db" / "postgres.log")
+        if self.cluster is not None:
+            paths.append(self.cluster.log_file)
         for path in paths:
             try:
                 if rotate(path, self.settings.log_max_bytes, self.settings.log_backups):

@@ -27,7 +27,6 @@ _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MIN_PASSWORD = 6  # GoTrue's default minimum
 MAX_PASSWORD = 72  # bcrypt ignores what comes after 72 bytes
 MAX_TOKEN_LIFETIME = 30 * 86400
-GOTRUE_INSTANCE_ID = "00000000-0000-0000-0000-000000000000"
 
 
 @dataclass(frozen=True)
