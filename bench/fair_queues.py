@@ -145,13 +145,15 @@ def _drains_running(conn: psycopg.Connection[Any], org: Any) -> int:
         (org,)).fetchone()["n"])
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+def _wait(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.02) -> Any:
+    """Poll `predicate` every `every` seconds until it returns something truthy (returned); RuntimeError after
+    `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.02)
+        time.sleep(every)
     raise RuntimeError(f"timed out waiting for {what}")
 
 

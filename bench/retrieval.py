@@ -60,7 +60,7 @@ from psycopg.rows import dict_row
 
 from arti.db import set_request_context, user_claims
 from arti.insights import vector_literal
-from bench.chunks import ChunkSpace
+from bench.chunks import METRIC_WORDS, PROVIDER_WORDS, VERBS, ChunkSpace
 from bench.dashboard_rls import SCAN, capture_plans
 from bench.report import Measurement, Result
 
@@ -82,8 +82,6 @@ TARGET_HYBRID_P95 = 2.0
 def bound_question() -> str:
     """A question at search_documents' bounds, 2000 characters and 64 search terms: the bench question, the corpus's
     provider, metric and verb words, "week" and "artist" (25 terms), 39 words no chunk holds, then stop words."""
-    from bench.chunks import METRIC_WORDS, PROVIDER_WORDS, VERBS
-
     words = " ".join([QUESTION, *PROVIDER_WORDS, *METRIC_WORDS, *VERBS, "week artist"]).split()
     words = list(dict.fromkeys(words)) + [f"aspect{i}x" for i in range(39)]  # websearch repeats a repeated word
     return (" ".join(words) + " a" * 1000)[:2000]

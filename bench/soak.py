@@ -51,7 +51,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from arti.settings import PROJECT_ROOT
-from bench.fair_queues import _setup, _teardown, slow_receiver
+from bench.fair_queues import _setup, _teardown, _wait, slow_receiver
 from bench.handlers_http import free_port
 from bench.report import Measurement, Result
 
@@ -110,16 +110,6 @@ def _connections(conn: psycopg.Connection[Any], long_lived: float) -> dict[str, 
                         "where application_name = any(%s) group by 1", (long_lived, list(APPS.values()))).fetchall()
     found = {r["app"]: {"all": int(r["n"]), "long_lived": int(r["long_lived"])} for r in rows}
     return {name: found.get(app, {"all": 0, "long_lived": 0}) for name, app in APPS.items()}
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 class HttpLoad(threading.Thread):
@@ -230,7 +220,8 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                 with _process("handlers", handlers_argv, _env(url, APPS["handlers"], folder), folder) as handlers, \
                         _process("worker", worker_argv, _env(url, APPS["worker"], folder), folder) as worker:
                     base = f"http://127.0.0.1:{port}"
-                    _wait(lambda: _healthy(base), 60, "the handlers and the worker to be up (/health 200)")
+                    _wait(lambda: _healthy(base), 60, "the handlers and the worker to be up (/health 200)",
+                          every=0.1)
                     stop = threading.Event()
                     started = time.monotonic()
                     load = [HttpLoad(base, stop, started), JobLoad(url, world, stop)]
@@ -278,7 +269,7 @@ def _drained(conn: psycopg.Connection[Any], world: dict[str, Any], endpoint: Any
             "as n", {"org": world["org"], "e": endpoint}).fetchone()
         return int(row["n"]) == 0
 
-    _wait(pending, DRAIN_TIMEOUT, "the soak's jobs and deliveries to finish")
+    _wait(pending, DRAIN_TIMEOUT, "the soak's jobs and deliveries to finish", every=0.1)
     jobs = conn.execute(
         "select status::text as status, count(*) as n from procrastinate.procrastinate_jobs where args ->> "
         "'sync_run_id' in (select id::text from public.sync_runs where org_id = %s) group by 1",

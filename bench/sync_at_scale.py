@@ -50,9 +50,11 @@ from arti.providers.base import TokenSet
 from arti.quotas import all_specs, ensure_specs
 from arti.settings import PROJECT_ROOT
 from arti.tokens import token_params
+from bench.fair_queues import _wait
 from bench.fake_providers import QuotaFakeProviders, external_id, token_for
 from bench.generate import PROVIDERS, zipf_sizes
 from bench.report import Measurement, Result
+from bench.soak import rss_kib
 
 NAME = "sync_at_scale"
 TARGET_FLOOR = 1.2
@@ -66,16 +68,6 @@ SPOTIFY_WINDOW = 30
 ORG_PREFIX = "bench-sync-"
 PROVIDER_ENV = {f"{p.upper()}_{part}": f"bench-{p}-{part.lower()}" for p in PROVIDERS
                 for part in ("CLIENT_ID", "CLIENT_SECRET")}
-
-
-def _rss_bytes(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 @contextmanager
@@ -102,16 +94,6 @@ def _workers(url: str, gateway: str, keys: str, count: int, concurrency: int, fo
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def _setup(conn: psycopg.Connection[Any], spec: dict[str, Any], keys: str) -> dict[str, Any]:
@@ -281,8 +263,9 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                     _workers(url, fake.url, keys, workers, concurrency, Path(tmp)) as procs:
                 _wait(lambda: conn.execute("select count(*) >= %s as up from procrastinate.procrastinate_workers "
                                            "where last_heartbeat > now() - interval '10 seconds'",
-                                           (workers,)).fetchone()["up"], timeout=60, what="the workers to start")
-                rss_start = [_rss_bytes(p.pid) for p in procs]
+                                           (workers,)).fetchone()["up"], timeout=60, what="the workers to start",
+                      every=0.2)
+                rss_start = [rss_kib(p.pid) for p in procs]
                 started = time.perf_counter()
                 due = conn.execute("select private.enqueue_due_syncs() as n").fetchone()["n"]
                 plan_s = time.perf_counter() - started
@@ -301,7 +284,7 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                 progress = _wait(done, timeout=timeout, what="the daily pass to finish", every=0.25)
                 wall = time.perf_counter() - started
                 details["timeline"] = _timeline(conn, world["orgs"])
-                rss_end = [_rss_bytes(p.pid) for p in procs]
+                rss_end = [rss_kib(p.pid) for p in procs]
                 calls = {p: fake.provider_calls(p) for p in PROVIDERS}
                 violations = list(fake.violations)
                 details.update(endpoint_calls={f"{p}.{e}": n for (p, e), n in sorted(fake.calls.items())},
@@ -312,8 +295,8 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
     per_account = {p: round(calls[p] / n, 4) for p, n in mix.items() if n}
     minimum_per_account = {p: round(minimum[p] / n, 4) for p, n in mix.items() if n}
     total_calls = sum(calls.values())
-    rss = {"start_mib": [round(b / 2**20, 1) if b else None for b in rss_start],
-           "end_mib": [round(b / 2**20, 1) if b else None for b in rss_end]}
+    rss = {"start_mib": [round(k / 2**10, 1) if k else None for k in rss_start],
+           "end_mib": [round(k / 2**10, 1) if k else None for k in rss_end]}
     details.update(wall_s=round(wall, 1), plan_s=round(plan_s, 2), floor_s=round(floor, 1), progress=progress,
                    calls=calls, calls_per_account=per_account, minimum_calls_per_account=minimum_per_account,
                    violations=len(violations), violation_examples=violations[:5], worker_rss=rss,

@@ -46,3 +46,11 @@ def db(database_url: str) -> Iterator[TestDB]:
     finally:
         conn.rollback()
         conn.close()
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection as the database owner, to arrange and inspect committed state (which the test
+    removes itself)."""
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as connection:
+        yield connection

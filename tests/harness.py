@@ -49,6 +49,9 @@ class SessionBuild:
 
 SESSION = SessionBuild()
 
+EMAIL_APP_METADATA = {"provider": "email", "providers": ["email"]}
+"""raw_app_meta_data of a user who signed up with an email address, as GoTrue writes it."""
+
 
 def build_session_database(cluster: LocalCluster) -> str:
     """Drop and recreate the test database, migrate it, apply sql_functions, install pgTAP. Returns its URL."""
@@ -135,17 +138,18 @@ class TestDB:
         user_id = uuid.uuid4()
         email = email or f"user-{user_id.hex[:8]}@example.test"
         meta = {"full_name": full_name or email.split("@")[0]}
-        app = {"provider": "email", "providers": ["email"], **(app_metadata or {})}
-        self.execute(INSERT_USER_SQL, {"id": user_id, "email": email, "password": None, "confirmed": True,
-                                       "app_meta": json.dumps(app), "user_meta": json.dumps(meta)})
+        app = {**EMAIL_APP_METADATA, **(app_metadata or {})}
+        self.execute(INSERT_USER_SQL, gotrue_user(user_id, email, app_meta=app, user_meta=meta))
         self.users[str(user_id)] = {"email": email, "app_metadata": app}
         return user_id
 
 
-def gotrue_user(user_id: uuid.UUID, email: str) -> dict[str, Any]:
-    """Parameters of arti.users.INSERT_USER_SQL for a confirmed user without a password."""
+def gotrue_user(user_id: uuid.UUID, email: str, *, app_meta: Mapping[str, Any] | None = None,
+                user_meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Parameters of arti.users.INSERT_USER_SQL for a confirmed user without a password (app metadata: an email
+    sign-up's unless given)."""
     return {"id": user_id, "email": email, "password": None, "confirmed": True,
-            "app_meta": json.dumps({"provider": "email", "providers": ["email"]}), "user_meta": "{}"}
+            "app_meta": json.dumps(app_meta or EMAIL_APP_METADATA), "user_meta": json.dumps(user_meta or {})}
 
 
 def child_env(**settings: str) -> dict[str, str]:
@@ -156,15 +160,17 @@ def child_env(**settings: str) -> dict[str, str]:
     return env
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll `predicate` every 0.1 s until it returns something truthy (returned), or fail after `timeout`."""
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition", *, every: float = 0.1,
+               logs: Callable[[], str] | None = None) -> Any:
+    """Poll `predicate` every `every` seconds until it returns something truthy (returned), or fail after `timeout`
+    (with what `logs` returns then, if given)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}" + (f" ({timeout:.0f} s)\n{logs()}" if logs else ""))
 
 
 def pgtap_files() -> list[Path]:

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -43,7 +43,7 @@ from arti.tokens import SAVE_SQL, token_params
 from arti.users import INSERT_USER_SQL
 from tests.edge_stack import free_port
 from tests.fake_providers import FakeProviders
-from tests.harness import child_env, gotrue_user
+from tests.harness import child_env, gotrue_user, wait_until
 from tests.unit.providers import payloads
 
 pytestmark = pytest.mark.skipif(bool(missing_system_packages()), reason="the embedded Postgres is not installed")
@@ -136,16 +136,6 @@ class Platform:
         return stopped.stdout, started.stdout
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, logs: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs()}")
-
-
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
     shutil.rmtree(DATA_DIR, ignore_errors=True)  # a fresh cluster: these tests count rows
@@ -211,7 +201,8 @@ def assert_sync_done_once(platform: Platform, run: str, timeout: float) -> dict[
                               "public.sync_runs where id = %s", (run,))
         return rows[0] if rows and rows[0]["status"] in ("succeeded", "failed") else None
 
-    result = wait_for(finished, timeout, f"sync run {run} to finish", lambda: platform.logs("worker"))
+    result = wait_until(finished, timeout, f"sync run {run} to finish", every=0.25,
+                        logs=lambda: platform.logs("worker"))
     assert result["status"] == "succeeded", result
     jobs = platform.query("select id, status::text as status, attempts from procrastinate.procrastinate_jobs "
                           "where task_name = 'sync_account' and args ->> 'sync_run_id' = %s", (run,))
@@ -275,8 +266,8 @@ def test_worker_and_handlers_killed_with_9_come_back(platform: Platform) -> None
                    for n in ("worker", "handlers"))
         return now if back else None
 
-    after = wait_for(restarted, 30, "the supervisor to restart the worker and the handlers",
-                     lambda: platform.logs("supervisor"))
+    after = wait_until(restarted, 30, "the supervisor to restart the worker and the handlers", every=0.25,
+                       logs=lambda: platform.logs("supervisor"))
     took = platform.wait_healthy()
     for name in ("worker", "handlers"):
         assert after[name]["restarts"] == before[name]["restarts"] + 1, after[name]
@@ -370,7 +361,7 @@ def assert_delivered_once_each(platform: Platform, endpoint_id: str, events: lis
         rows = deliveries(platform, endpoint_id)
         return rows if rows and all(r["status"] == "delivered" for r in rows) else None
 
-    rows = wait_for(done, timeout, "every delivery delivered", lambda: platform.logs("worker"))
+    rows = wait_until(done, timeout, "every delivery delivered", every=0.25, logs=lambda: platform.logs("worker"))
     assert sorted(r["event_id"] for r in rows) == sorted(events), "one delivery row per event, none lost"
     received = [r["event_id"] for r in receiver.requests]
     assert set(received) == set(events), "every event reached the receiver"
@@ -404,8 +395,8 @@ def test_receiver_down_then_up_gets_every_delivery(platform: Platform) -> None:
     port = free_port()  # nothing listens there yet: connections are refused
     with endpoint(platform, f"http://127.0.0.1:{port}/down-then-up") as endpoint_id:
         events = emit_events(platform, 5)
-        wait_for(lambda: any(r["attempts"] >= 3 for r in deliveries(platform, endpoint_id)), 60,
-                 "three refused attempts", lambda: platform.logs("worker"))
+        wait_until(lambda: any(r["attempts"] >= 3 for r in deliveries(platform, endpoint_id)), 60,
+                   "three refused attempts", every=0.25, logs=lambda: platform.logs("worker"))
         assert all(r["status"] == "pending" for r in deliveries(platform, endpoint_id))
         code, body = platform.health()
         assert code == 200, body  # a receiver's outage is not the platform's

@@ -21,7 +21,6 @@ import httpx
 import psycopg
 import pytest
 import respx
-from psycopg.rows import dict_row
 
 from arti.crypto import TokenCipher, generate_key_setting
 from arti.jwt_auth import mint_token
@@ -101,13 +100,6 @@ def sha256(text: str) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------- database
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """An autocommit connection as the database owner, to arrange and inspect committed state."""
-    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as connection:
-        yield connection
 
 
 def delete_world(conn: psycopg.Connection[Any], world: World) -> None:

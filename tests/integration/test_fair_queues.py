@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from arti.crypto import TokenCipher, generate_key_setting
 from arti.db import as_role, user_claims
@@ -38,12 +37,6 @@ EVENTS = 150
 RECEIVER_DELAY = 0.5
 SYNCS = 3
 MAX_START_SECONDS = 3.0
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as c:
-        yield c
 
 
 @pytest.fixture

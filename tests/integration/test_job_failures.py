@@ -16,7 +16,6 @@ import procrastinate
 import psycopg
 import pytest
 from procrastinate.jobs import Job
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 import jobs.sync  # noqa: F401  (registers sync_account and its retry strategy on the app)
@@ -27,12 +26,6 @@ from arti.settings import PROJECT_ROOT, Settings
 from jobs.app import app, make_connector
 from jobs.failures import MAX_MESSAGE_CHARS, record_failures
 from tests.harness import TestDB, child_env, wait_until
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as c:
-        yield c
 
 
 @pytest.fixture

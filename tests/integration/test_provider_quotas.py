@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from arti.crypto import TokenCipher, generate_key_setting
 from arti.providers.base import TokenSet
@@ -37,12 +36,6 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 def next_pacific_midnight() -> dt.datetime:
     local = dt.datetime.now(PACIFIC)
     return dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tzinfo=PACIFIC)
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as c:
-        yield c
 
 
 @pytest.fixture

@@ -20,22 +20,21 @@ from jobs.sync import run_sync
 
 
 @pytest.fixture
-def queued_run(database_url: str) -> Iterator[dict[str, Any]]:
+def queued_run(conn: psycopg.Connection[Any], database_url: str) -> Iterator[dict[str, Any]]:
     """A committed active Spotify account with a queued run (removed afterwards)."""
-    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
-        org = conn.execute("insert into public.organizations (name, slug) values ('Cfg', %s) returning id",
-                           (f"cfg-{uuid.uuid4().hex[:8]}",)).fetchone()["id"]
-        artist = conn.execute("insert into public.artists (org_id, name) values (%s, 'C') returning id",
-                              (org,)).fetchone()["id"]
-        account = conn.execute("insert into public.connected_accounts (org_id, artist_id, provider, external_id) "
-                               "values (%s, %s, 'spotify', '0OdUWJ0sBjDrqHygGUXeCF') returning id",
-                               (org, artist)).fetchone()["id"]
-        run = conn.execute("insert into public.sync_runs (org_id, account_id, trigger) values (%s, %s, 'manual') "
-                           "returning id", (org, account)).fetchone()["id"]
-        try:
-            yield {"run": str(run), "account": account, "url": database_url}
-        finally:
-            conn.execute("delete from public.organizations where id = %s", (org,))
+    org = conn.execute("insert into public.organizations (name, slug) values ('Cfg', %s) returning id",
+                       (f"cfg-{uuid.uuid4().hex[:8]}",)).fetchone()["id"]
+    artist = conn.execute("insert into public.artists (org_id, name) values (%s, 'C') returning id",
+                          (org,)).fetchone()["id"]
+    account = conn.execute("insert into public.connected_accounts (org_id, artist_id, provider, external_id) "
+                           "values (%s, %s, 'spotify', '0OdUWJ0sBjDrqHygGUXeCF') returning id",
+                           (org, artist)).fetchone()["id"]
+    run = conn.execute("insert into public.sync_runs (org_id, account_id, trigger) values (%s, %s, 'manual') "
+                       "returning id", (org, account)).fetchone()["id"]
+    try:
+        yield {"run": str(run), "account": account, "url": database_url}
+    finally:
+        conn.execute("delete from public.organizations where id = %s", (org,))
 
 
 def settings_without(url: str, **values: Any) -> Settings:

@@ -12,7 +12,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from arti.crypto import TokenCipher, generate_key_setting
 from arti.providers.base import TokenSet
@@ -24,12 +23,6 @@ from tests.harness import child_env, gotrue_user, wait_until
 from tests.unit.providers import payloads
 
 KEYS = generate_key_setting("k1")
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as c:
-        yield c
 
 
 @pytest.fixture

@@ -147,12 +147,6 @@ def verify_signature(secret: str, received: Received, *, tolerance: int = 300) -
 
 
 @pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as c:
-        yield c
-
-
-@pytest.fixture
 async def aconn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """An async autocommit connection, like the delivery job's: resolve_destination asks SQL's rule on it."""
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True, row_factory=dict_row) as c:
