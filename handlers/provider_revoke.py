@@ -43,26 +43,24 @@ async def revoke_grant(http: httpx.AsyncClient, provider: str, access_token: str
     Never raises."""
     if provider not in SUPPORTS_REVOCATION:
         return "unsupported"
-    if not access_token and not refresh_token:
+    # Only Google revokes a grant by its refresh token; the others need the access token.
+    if not access_token and not (provider == "youtube" and refresh_token):
         return "no_tokens"
     try:
         if provider == "youtube":
             token = refresh_token or access_token
             response = await http.post(GOOGLE_REVOKE_URL, data={"token": token}, timeout=REVOKE_TIMEOUT)
         elif provider == "tiktok":
-            if not access_token:
-                return "no_tokens"
             if not client_id or not client_secret:
                 log.warning("tiktok: revoking the grant needs TIKTOK_CLIENT_ID and TIKTOK_CLIENT_SECRET; not sent")
                 return "failed"
             response = await http.post(TIKTOK_REVOKE_URL, timeout=REVOKE_TIMEOUT, data={
                 "client_key": client_id, "client_secret": client_secret, "token": access_token})
-            if response.is_success and _tiktok_error_code(response) not in (None, "ok"):
-                log.warning("tiktok: revoking the grant answered the error %s", _tiktok_error_code(response))
+            error = _tiktok_error_code(response) if response.is_success else None
+            if error not in (None, "ok"):
+                log.warning("tiktok: revoking the grant answered the error %s", error)
                 return "failed"
         else:
-            if not access_token:
-                return "no_tokens"
             response = await http.post(SOUNDCLOUD_SIGN_OUT_URL, json={"access_token": access_token},
                                        headers={"Accept": "application/json"}, timeout=REVOKE_TIMEOUT)
     except httpx.HTTPError as exc:

@@ -76,10 +76,7 @@ declare
     rare tsquery;
     common tsquery;
 begin
-    if auth.uid() is null then
-        raise exception 'sign in first: this request carries no user (its token has no sub claim)'
-        using errcode = '42501';
-    end if;
+    perform private.caller_id();
     if fulltext_candidates.org_id is null then
         raise exception 'org_id is required' using errcode = '22023';
     end if;

@@ -16,15 +16,11 @@ returns uuid
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
-    caller uuid := auth.uid();
+    caller uuid := private.caller_id();
     clean_question text := btrim(record_answer.question);
     cited bigint[];
     created uuid;
 begin
-    if caller is null then
-        raise exception 'sign in first: this request carries no user (its token has no sub claim)'
-        using errcode = '42501';
-    end if;
     if record_answer.org_id is null then
         raise exception 'org_id is required' using errcode = '22023';
     end if;
