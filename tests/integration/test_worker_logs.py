@@ -9,10 +9,10 @@ import psycopg
 
 from tests.fake_providers import FakeProviders
 from tests.harness import wait_until
-from tests.integration.test_sync_worker import account, conn, fake, start_worker  # noqa: F401 (fixtures)
+from tests.integration.test_sync_worker import account, fake, start_worker  # noqa: F401 (fixtures)
 
 
-def test_a_sync_retried_after_a_provider_5xx_is_one_line(conn: psycopg.Connection[Any],  # noqa: F811
+def test_a_sync_retried_after_a_provider_5xx_is_one_line(conn: psycopg.Connection[Any],
                                                          account: dict[str, Any],  # noqa: F811
                                                          fake: FakeProviders, start_worker: Any) -> None:  # noqa: F811
     fake.artist_status = 503  # the provider is down for a moment: the sync is retried later, by design
