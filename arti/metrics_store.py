@@ -77,37 +77,19 @@ def _uuid_order(value: Any) -> int:
     return value.int if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).int
 
 
-def _arrays(batch: list[MetricRow]) -> tuple[list[Any], ...]:
+def upsert_params(rows: Iterable[MetricRow]) -> tuple[list[Any], ...]:
+    """The seven arrays of UPSERT_SQL, one entry per (account, metric, day), the last given winning, in key order."""
+    batch = deduplicated(rows)
     return ([r.account_id for r in batch], [r.metric for r in batch], [r.day for r in batch],
             [r.org_id for r in batch], [_numeric(r.value) for r in batch], [r.note for r in batch],
             [r.sync_run_id for r in batch])
 
 
-def upsert_params(rows: Iterable[MetricRow]) -> tuple[list[Any], ...]:
-    """The seven arrays of UPSERT_SQL, one entry per (account, metric, day), the last given winning, in key order."""
-    return _arrays(deduplicated(rows))
-
-
-async def upsert_metrics(conn: psycopg.AsyncConnection[Any], rows: Iterable[MetricRow]) -> int:
-    """Store rows (in the caller's transaction, if any). Returns how many rows were inserted or changed."""
-    given = rows if isinstance(rows, list) else list(rows)
-    if not given:
-        return 0
-    if len(given) >= COPY_FIRST_MIN:
-        try:
-            async with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
-                for r in given:
-                    await copy.write_row(r)
-            return len(given)
-        except psycopg.errors.UniqueViolation:
-            pass  # some keys exist (or repeat in the batch): the upsert rewrites only what changed
-    async with conn.cursor() as cur:
-        await cur.execute(UPSERT_SQL, upsert_params(given))
-        return cur.rowcount
-
-
 def upsert_metrics_sync(conn: psycopg.Connection[Any], rows: Iterable[MetricRow]) -> int:
-    """The same paths for synchronous callers (benchmarks, CLI)."""
+    """Store rows (in the caller's transaction, if any). Returns how many rows were inserted or changed.
+
+    jobs/sync.py writes a sync's batch with UPSERT_SQL and `upsert_params` inside its own statement; this is the
+    whole path (COPY first for a large batch) for other callers (benchmarks, CLI)."""
     given = rows if isinstance(rows, list) else list(rows)
     if not given:
         return 0

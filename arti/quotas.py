@@ -283,35 +283,27 @@ class QuotaGate:
     """Every provider call of one sync passes here: pacing, budgets and blocks, all in Postgres.
 
     Bound to the sync's own (autocommit) connection. A provider client calls `before` and `after` around each
-    request (`ProviderClient.observer`); the sync calls `begin` before anything else and `announce` with a
-    provider's rate-limit error.
+    request (`ProviderClient.observer`); the sync hands `accept` the answer of private.begin_sync_quota before
+    anything else, and calls `announce` with a provider's rate-limit error.
     """
 
-    def __init__(self, conn: Any, spec: QuotaSpec, account_id: Any, *, external_id: str | None = None) -> None:
+    def __init__(self, conn: Any, spec: QuotaSpec, account_id: Any) -> None:
         self.conn = conn
         self.spec = spec
         self.account_id = str(account_id)
-        self.external_id = external_id
-        self.calls: dict[str, int] = {}
         self.enforced: set[str] | None = None
-        """Scopes with an app-wide limit (from begin): a call costing in one is paced or charged in Postgres."""
+        """Scopes with an app-wide limit (from accept): a call costing in one is paced or charged in Postgres."""
         self.tally: dict[str, dict[str, float]] = {}
-        """Calls in the other scopes, counted here and recorded once (`flush_sql`)."""
+        """Calls in the other scopes, counted here and recorded once (`flush_params`)."""
         self._last_report: float = 0.0
 
     def accept(self, decision: Mapping[str, Any] | str | None) -> None:
-        """The answer of private.begin_sync_quota (run by the caller, e.g. in the sync's first statement)."""
+        """The answer of private.begin_sync_quota (run by the caller, in the sync's first statement): this account's
+        daily cost reserved in the daily budgets, or QuotaDeferred raised when it does not fit."""
         value = _decision({"decision": decision})
         if value.get("deferred_until"):
             raise QuotaDeferred(_until(value["deferred_until"]), value.get("reason") or "quota")
         self.enforced = set(value.get("enforced") or [])
-
-    async def begin(self) -> None:
-        """Reserve this account's daily cost in the daily budgets; raise QuotaDeferred when it does not fit."""
-        cur = await self.conn.execute("select private.begin_sync_quota(%s, %s) as decision",
-                                      (self.spec.provider, self.account_id))
-        row = await cur.fetchone()
-        self.accept(row["decision"] if row else None)
 
     def flush_params(self) -> tuple[str, str] | None:
         """(provider, tally JSON) for private.record_provider_calls, or None when nothing was only counted."""
@@ -322,7 +314,6 @@ class QuotaGate:
         endpoint = self.spec.endpoint_for(method, url)
         if endpoint is None:
             return
-        self.calls[endpoint.name] = self.calls.get(endpoint.name, 0) + 1
         if self.enforced is not None and not self.enforced.intersection(endpoint.costs):
             # Nothing app-wide limits this call (blocks were checked when the sync began): count it, no round trip.
             for scope, units in endpoint.costs.items():

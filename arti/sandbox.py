@@ -573,13 +573,13 @@ def _instagram_graph(sb: Sandbox, method: str, path: str, query: dict[str, str],
             return _graph_error(190, "Invalid OAuth access token - Cannot parse access token")
         return _json({"access_token": issue("instagram", short.account, "access"), "token_type": "bearer",
                       "expires_in": INSTAGRAM_LONG_TTL})
-    token = sb.bearer(headers, "instagram")
     if method == "GET" and path == "/refresh_access_token":
-        token = parse_token(query.get("access_token"), "instagram", "access")
-        if query.get("grant_type") != "ig_refresh_token" or token is None:
+        current = parse_token(query.get("access_token"), "instagram", "access")
+        if query.get("grant_type") != "ig_refresh_token" or current is None:
             return _graph_error(190, "Invalid OAuth access token - Cannot parse access token")
-        return _json({"access_token": issue("instagram", token.account, "access"), "token_type": "bearer",
+        return _json({"access_token": issue("instagram", current.account, "access"), "token_type": "bearer",
                       "expires_in": INSTAGRAM_LONG_TTL})
+    token = sb.bearer(headers, "instagram")
     if token is None:
         return _graph_error(190, "Invalid OAuth access token - Cannot parse access token")
     user_id = instagram_user_id(token.account)

@@ -179,7 +179,7 @@ async def _run(conn: psycopg.AsyncConnection[Any], sync_run_id: str, attempts: i
         return {"skipped": "run already finished or unknown"}
     if account["id"] is None or account["status"] != "active":
         reason = "account is not active; reconnect it" if account["id"] else "account was deleted"
-        await _finish(conn, sync_run_id, "failed", error=reason)
+        await _fail(conn, sync_run_id, reason)
         return {"failed": reason}
     http_client = http or provider_http_client(settings.provider_gateway)
     try:
@@ -193,13 +193,11 @@ async def _run(conn: psycopg.AsyncConnection[Any], sync_run_id: str, attempts: i
         reason = (f"{account['provider']} is not configured on this worker: set {upper}_CLIENT_ID and "
                   f"{upper}_CLIENT_SECRET" if not isinstance(exc, KeySettingError)
                   else "ARTI_ENCRYPTION_KEYS is missing or invalid on this worker: tokens cannot be read")
-        await _finish(conn, sync_run_id, "failed", error=reason)
-        await conn.execute("update public.connected_accounts set last_error = %s where id = %s",
-                           (reason, account["id"]))
+        await _fail(conn, sync_run_id, reason, account_id=account["id"])
         return {"failed": reason}
     gate: QuotaGate | None = None
     if client.quota is not None:
-        gate = QuotaGate(conn, client.quota, account["id"], external_id=account["external_id"])
+        gate = QuotaGate(conn, client.quota, account["id"])
         client.observer = gate
     try:
         if gate is not None:
@@ -220,21 +218,17 @@ async def _run(conn: psycopg.AsyncConnection[Any], sync_run_id: str, attempts: i
         return await _defer(conn, sync_run_id, deferred, gate)
     except ProviderAuthError as exc:
         await mark_needs_reauth(conn, account["id"], f"{client.name} refused our access: {exc.provider_message or exc}")
-        await _finish(conn, sync_run_id, "failed", error=f"needs re-authentication: {exc}", gate=gate)
+        await _fail(conn, sync_run_id, f"needs re-authentication: {exc}", gate=gate)
         return {"failed": "needs_reauth"}
     except ProviderAccountGone as exc:
-        await _finish(conn, sync_run_id, "failed", error=str(exc), gate=gate)
-        await conn.execute("update public.connected_accounts set last_error = %s where id = %s",
-                           (str(exc), account["id"]))
+        await _fail(conn, sync_run_id, str(exc), gate=gate, account_id=account["id"])
         return {"failed": "gone"}
     except (ProviderError, psycopg.OperationalError, OSError) as exc:
         if _will_retry(exc, attempts):
             await conn.execute("update public.sync_runs set status = 'queued', error = %s where id = %s",
                                (f"will retry: {exc}", sync_run_id))
             raise
-        await _finish(conn, sync_run_id, "failed", error=str(exc), gate=gate)
-        await conn.execute("update public.connected_accounts set last_error = %s where id = %s",
-                           (str(exc), account["id"]))
+        await _fail(conn, sync_run_id, str(exc), gate=gate, account_id=account["id"])
         return {"failed": str(exc)}
     finally:
         if http is None:
@@ -419,14 +413,18 @@ async def _store(conn: psycopg.AsyncConnection[Any], account: dict[str, Any], sy
     return int(row["written"]) if row else 0
 
 
-async def _finish(conn: psycopg.AsyncConnection[Any], sync_run_id: str, status: str, *, error: str | None = None,
-                  days: int = 0, written: int = 0, gate: QuotaGate | None = None) -> None:
+async def _fail(conn: psycopg.AsyncConnection[Any], sync_run_id: str, error: str, *, gate: QuotaGate | None = None,
+                account_id: Any = None) -> None:
+    """The run failed with `error`, which the account also keeps as last_error when `account_id` is given; the calls
+    the gate only counted are recorded. (A run that succeeds ends in STORE_SQL.)"""
     await conn.execute(
-        "update public.sync_runs set status = %s, finished_at = now(), error = %s, days_fetched = %s, "
-        "metrics_written = %s where id = %s",
-        (status, error, days, written, sync_run_id),
+        "update public.sync_runs set status = 'failed', finished_at = now(), error = %s, days_fetched = 0, "
+        "metrics_written = 0 where id = %s",
+        (error, sync_run_id),
     )
     await _flush(conn, gate)
+    if account_id is not None:
+        await conn.execute("update public.connected_accounts set last_error = %s where id = %s", (error, account_id))
 
 
 @app.task(name="sync_account", queue="sync", priority=SYNC_PRIORITY, retry=SyncRetry(), pass_context=True)

@@ -191,40 +191,8 @@ async def run_worker(settings: Settings, *, concurrency: int, queues: list[str] 
                     return
                 worker_app.perform_import_paths()
                 sweeper = asyncio.create_task(sweep_stalled(worker_app, stalled, stop), name="stalled-job sweep")
-                previous: list[int] = []
                 try:
-                    while not stop.is_set():
-                        try:
-                            await recover(worker_app, previous, stalled)
-                            current[:] = [
-                                Worker(
-                                    app=worker_app,
-                                    queues=w["queues"],
-                                    concurrency=w["concurrency"],
-                                    name="-".join(filter(None, (name, w["name"]))) or None,
-                                    listen_notify=True,
-                                    fetch_job_polling_interval=POLLING_FALLBACK_SECONDS,
-                                    install_signal_handlers=False,
-                                    shutdown_graceful_timeout=None,
-                                    update_heartbeat_interval=max(0.5, min(5.0, stalled / 3)),
-                                    stalled_worker_timeout=stalled,
-                                    worker_middleware=[record_failures],
-                                )
-                                for w in workers_plan
-                            ]
-                            if stop.is_set():
-                                break
-                            await _run_together(current, stop)
-                            if not stop.is_set():
-                                log.warning("the workers stopped on their own (lost database connection); "
-                                            "starting a new session")
-                        except Exception as exc:
-                            if not connection_lost(exc):
-                                raise
-                            log.warning("database connection lost (%s); reconnecting", _one_line(exc))
-                        previous = [w.worker_id for w in current if w.worker_id is not None]
-                        if not await wait_for_database(settings.database_url(), settings.migrations_dir, stop):
-                            break
+                    await _sessions(worker_app, settings, workers_plan, name, stop, current)
                 finally:
                     stop.set()
                     await sweeper
@@ -234,6 +202,45 @@ async def run_worker(settings: Settings, *, concurrency: int, queues: list[str] 
         await pool.close()
         for sig in signals:
             loop.remove_signal_handler(sig)
+
+
+async def _sessions(worker_app: procrastinate.App, settings: Settings, workers_plan: list[dict[str, Any]],
+                    name: str | None, stop: asyncio.Event, current: list[Worker]) -> None:
+    """Run sessions of workers (`current`, which a signal stops) until `stop`: a session that loses the database
+    is replaced by a new one once the database is ready again."""
+    stalled = settings.stalled_worker_seconds
+    previous: list[int] = []
+    while not stop.is_set():
+        try:
+            await recover(worker_app, previous, stalled)
+            current[:] = [
+                Worker(
+                    app=worker_app,
+                    queues=w["queues"],
+                    concurrency=w["concurrency"],
+                    name="-".join(filter(None, (name, w["name"]))) or None,
+                    listen_notify=True,
+                    fetch_job_polling_interval=POLLING_FALLBACK_SECONDS,
+                    install_signal_handlers=False,
+                    shutdown_graceful_timeout=None,
+                    update_heartbeat_interval=max(0.5, min(5.0, stalled / 3)),
+                    stalled_worker_timeout=stalled,
+                    worker_middleware=[record_failures],
+                )
+                for w in workers_plan
+            ]
+            if stop.is_set():
+                break
+            await _run_together(current, stop)
+            if not stop.is_set():
+                log.warning("the workers stopped on their own (lost database connection); starting a new session")
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
+            log.warning("database connection lost (%s); reconnecting", _one_line(exc))
+        previous = [w.worker_id for w in current if w.worker_id is not None]
+        if not await wait_for_database(settings.database_url(), settings.migrations_dir, stop):
+            break
 
 
 async def _run_together(workers: list[Worker], stop: asyncio.Event) -> None:

@@ -388,7 +388,7 @@ class TikTokClient(ProviderClient):
                 self.name, message)
         return payload
 
-    def _for_code(self, code: str, message: str, status: int | None, method: str, url: str,
+    def _for_code(self, code: str, message: str, status: int | None, method: str, url: str | httpx.URL,
                   retry_after: float | None) -> ProviderError | None:
         if code in AUTH_CODES:
             return ProviderAuthError(self.name, message, status=status)
@@ -409,8 +409,9 @@ class TikTokClient(ProviderClient):
             if response.status_code == 429:  # a 429 without TikTok's error object: still the one-minute window
                 return self._rate_limited(response, message, default_seconds=RATE_WINDOW_SECONDS)
             return None
+        url: str | httpx.URL
         try:
-            method, url = response.request.method, str(response.request.url).split("?", 1)[0]
+            method, url = response.request.method, response.request.url
         except RuntimeError:  # a response built without its request
             method, url = "", ""
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now())
