@@ -71,3 +71,26 @@ def test_a_large_batch_with_a_repeated_key_falls_back_to_the_upsert(db: TestDB) 
     rows.append(rows[0]._replace(value=5))  # repeated key: COPY refuses it, the upsert keeps the last
     assert upsert_metrics_sync(db.conn, rows) == len(rows) - 1
     assert _stored(db, DAY)[(str(rows[0].account_id), rows[0].metric)] == 5
+
+
+HOSTILE_NOTES = ['a "quoted" note', "back\\slash\\", "{braces}", "comma, here", "NULL", "null", "", "  padded  ",
+                 "line\nbreak\ttab", "élan ✓ 日本", "\\\"", "ARRAY[1]", "'); drop table public.metrics; --"]
+
+
+def test_every_note_and_value_is_stored_as_given(db: TestDB) -> None:
+    """The batch travels as array literals built in Python: no text, number or NULL may change on the way."""
+    (account, org), = _accounts(db, 1)
+    values: list[Decimal | float | int | None] = [
+        Decimal("1.0"), Decimal("1"), 1, Decimal("-0.000001"), Decimal("1E+3"), 0.1, 2**70, Decimal("NaN"),
+        Decimal("123456789012345678901234567890.123456789"), -5, None, 3.5, Decimal("0.00")]
+    rows = [MetricRow(account, "followers", DAY + dt.timedelta(days=i), org, values[i % len(values)], note)
+            for i, note in enumerate([*HOSTILE_NOTES, None])]
+    assert upsert_metrics_sync(db.conn, rows) == len(rows)
+    stored = db.execute("select day, value::text as value, note from public.metrics where account_id = %s "
+                        "order by day", (account,))
+    expected_values = ["1.0", "1", "1", "-0.000001", "1000", "0.1", str(2**70), "NaN",
+                       "123456789012345678901234567890.123456789", "-5", None, "3.5", "0.00"]
+    assert [r["note"] for r in stored] == [*HOSTILE_NOTES, None]
+    assert [r["value"] for r in stored] == [expected_values[i % len(values)] for i in range(len(rows))]
+    assert db.value("select count(*) from public.metrics") >= len(rows)  # the table is still there
+    assert upsert_metrics_sync(db.conn, rows) == 0  # and every stored row equals what was given
