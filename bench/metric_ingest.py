@@ -1,7 +1,7 @@
 """metric_ingest: how fast the sync worker's write path (bench.ingest.upsert_metrics) stores metrics.
 
 The write path (arti.metrics_store): one `insert ... select ... from unnest(arrays) on conflict (account_id,
-metric, day) do update` into public.metrics (PK, index, FK, checks), the batch passed as seven arrays. Its
+metric, day) do update` into public.metrics (PK, index, FK, checks), the batch passed as seven array literals. Its
 targets (issue 18) measure the cost of idempotency on public.metrics itself, with the server's
 synchronous_commit as configured (on, as on Supabase; the run prints it):
 
@@ -11,7 +11,10 @@ synchronous_commit as configured (on, as on Supabase; the run prints it):
   no conflict handling): target >= 0.85x its rows/s.
 * case `one_account`: one account's last 7 days per call (35 rows, one transaction each, 20 accounts per
   repetition), the batch a per-account sync job writes. `upsert` against `executemany` of the single-row upsert
-  (psycopg pipelines it): target >= 2x its rows/s.
+  (psycopg pipelines it): target >= 2x its rows/s. Next to it, informational, its ceiling `in_server`: the
+  same statement and a commit per account run by a procedure in the server over the same kind of batches staged
+  beforehand, so no client work, parameter transfer or round trip is timed: what a write path with no client cost
+  at all would reach against executemany.
 
 Informational, same run: `staging`, the first design (COPY into a temporary table, then one insert-select with
 DISTINCT ON), in both cases; in `new_day` the withdrawn targets of the jobs issue: `copy_raw` (COPY into an
@@ -37,6 +40,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from arti.metrics_store import UPSERT_SQL, MetricRow, upsert_params
 from bench.ingest import COLUMNS, upsert_metrics, upsert_metrics_row_by_row, upsert_metrics_staging
 from bench.report import Result, measure_interleaved
 
@@ -85,11 +89,52 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
+# The ceiling of case one_account: UPSERT_SQL itself, with a commit after each account, run by a procedure in the
+# server over batches staged beforehand (the arrays upsert_params builds), so no client work, parameter transfer or
+# round trip is timed, only the one CALL.
+BATCHES_TABLE_SQL = """
+create unlogged table if not exists bench.ingest_batches (
+    n int primary key, account_ids uuid [], metrics text [], days date [], org_ids uuid [], vals numeric [],
+    notes text [], runs uuid []
+)
+"""
+_BATCH_COLUMNS = ("b.account_ids", "b.metrics", "b.days", "b.org_ids", "b.vals", "b.notes", "b.runs")
+IN_SERVER_PROCEDURE_SQL = f"""
+create or replace procedure bench.upsert_staged_batches()
+language plpgsql as $$
+declare
+    b record;
+begin
+    for b in select * from bench.ingest_batches order by n loop
+        {UPSERT_SQL.replace("%s", "{}").format(*_BATCH_COLUMNS)};
+        commit;
+    end loop;
+end
+$$
+"""
+IN_SERVER_CALL = "call bench.upsert_staged_batches()"
+STAGED_WRITTEN_SQL = """
+select count(*) from bench.ingest_batches as b, unnest(b.account_ids, b.metrics, b.days) as s (account_id, metric, day)
+where exists (select from public.metrics as m where (m.account_id, m.metric, m.day) = (s.account_id, s.metric, s.day))
+"""
+
+
+def _stage_batches(conn: psycopg.Connection[Any], batches: Sequence[Sequence[tuple[Any, ...]]]) -> int:
+    """Put each batch in bench.ingest_batches as the arrays the client path would send. Returns the rows staged."""
+    conn.execute("truncate bench.ingest_batches")
+    staged = [(n, *upsert_params([MetricRow(*row) for row in batch])) for n, batch in enumerate(batches)]
+    with conn.cursor() as cur:
+        cur.executemany("insert into bench.ingest_batches values (%s, %s, %s, %s, %s, %s, %s, %s)", staged)
+    row = conn.execute("select sum(cardinality(metrics))::int as rows from bench.ingest_batches").fetchone()
+    return int(row["rows"]) if row else 0
+
+
 def _restore(conn: psycopg.Connection[Any], first: date, end: date) -> int:
     """Put the dataset back as generated: delete the rows written outside its days, drop the benchmark's own
     tables, vacuum when rows were deleted. Returns how many rows were deleted."""
     deleted = conn.execute("delete from public.metrics where day > %s or day < %s", (end, first)).rowcount
-    conn.execute("drop table if exists bench.ingest_raw, bench.ingest_constrained")
+    conn.execute("drop table if exists bench.ingest_raw, bench.ingest_constrained, bench.ingest_batches")
+    conn.execute("drop procedure if exists bench.upsert_staged_batches()")
     if deleted:
         conn.execute("vacuum (analyze) public.metrics")
     return max(deleted, 0)
@@ -113,6 +158,8 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
         org_ids = [r["id"] for r in conn.execute("select id from public.organizations").fetchall()]
         conn.execute(RAW_TABLE_SQL)
         conn.execute(CONSTRAINED_TABLE_SQL)
+        conn.execute(BATCHES_TABLE_SQL)
+        conn.execute(IN_SERVER_PROCEDURE_SQL)
         batch = len(accounts) * len(metrics)
 
         def days_from(offset: int, step: int = 1) -> Iterator[date]:
@@ -169,20 +216,43 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
         calls = min(ONE_ACCOUNT_CALLS, len(accounts))
         week_rows = ONE_ACCOUNT_DAYS * len(metrics)
 
-        def one_account(offset: int, write: Callable[[list[tuple[Any, ...]]], Any]) -> Callable[[], float]:
+        def account_weeks(offset: int) -> Callable[[], list[list[tuple[Any, ...]]]]:
+            """Each call: the next `calls` accounts' batches, each one account's week of days no path wrote."""
             windows = days_from(offset, ONE_ACCOUNT_DAYS)
             turn = iter(range(10**9))
 
-            def go() -> float:
-                batches = []
+            def batches() -> list[list[tuple[Any, ...]]]:
+                out = []
                 for _ in range(calls):
                     account, start = accounts[next(turn) % len(accounts)], next(windows)
                     days = [start + timedelta(days=d) for d in range(ONE_ACCOUNT_DAYS)]
-                    batches.append([row for day in days for row in _new_day_rows([account], metrics, day, rng)])
+                    out.append([row for day in days for row in _new_day_rows([account], metrics, day, rng)])
+                return out
+
+            return batches
+
+        def one_account(offset: int, write: Callable[[list[tuple[Any, ...]]], Any]) -> Callable[[], float]:
+            weeks = account_weeks(offset)
+
+            def go() -> float:
+                batches = weeks()
                 t0 = time.perf_counter()
                 for rows in batches:
                     write(rows)
                 return time.perf_counter() - t0
+
+            return go
+
+        def in_server(offset: int) -> Callable[[], float]:
+            weeks = account_weeks(offset)
+
+            def go() -> float:
+                staged = _stage_batches(conn, weeks())
+                seconds = _timed(lambda: conn.execute(IN_SERVER_CALL))
+                written = conn.execute(STAGED_WRITTEN_SQL).fetchone()
+                if written is None or written["count"] != staged:  # the ceiling would measure less work
+                    raise RuntimeError(f"in_server wrote {written} of the {staged} staged rows")
+                return seconds
 
             return go
 
@@ -209,8 +279,11 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                 "upsert": one_account(3001, upsert),
                 "executemany": one_account(3001 + ONE_ACCOUNT_DAYS * 10**5, many),
                 "staging": one_account(3001 + 2 * ONE_ACCOUNT_DAYS * 10**5, staging),
+                "in_server": in_server(3001 + 3 * ONE_ACCOUNT_DAYS * 10**5),
             }, [("executemany", TARGET_ONE_ACCOUNT_VS_EXECUTEMANY,
                  f"{calls} calls of {week_rows} rows (one account, {ONE_ACCOUNT_DAYS} days), one transaction each"),
+                ("in_server", None, "informational: how close the client path comes to the same statements run "
+                                    "in the server with no client at all (1.0 = no client cost)"),
                 ("staging", None, "informational: the first design (COPY into a temporary table + insert-select)")]),
         ]
 
@@ -230,6 +303,15 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                     benchmark=NAME, name=f"{NAME}.{case}.upsert_vs_{baseline}", kind="throughput",
                     measured=measured["upsert"], baseline_name=baseline, baseline=measured[baseline],
                     target_op=">=", target=target, params=params, note=note,
+                ))
+            if "in_server" in measured:
+                results.append(Result(
+                    benchmark=NAME, name=f"{NAME}.{case}.in_server_vs_executemany", kind="throughput",
+                    measured=measured["in_server"], baseline_name="executemany", baseline=measured["executemany"],
+                    target_op=">=", target=None, params=params,
+                    note="informational: the ceiling of upsert_vs_executemany. The upsert statement and a commit per "
+                         "account run by a procedure in the server (no client, parameters, network or round "
+                         "trips): what a write path with no client cost at all would reach",
                 ))
             if "copy_constrained" in measured:
                 results.append(Result(
