@@ -79,8 +79,8 @@ def test_small_run_writes_every_benchmark(tmp_path: Path, capsys: pytest.Capture
     assert "metric_ingest.new_day.copy_constrained_vs_copy_raw" in ingest_names
     assert ingest["cases"]["new_day"]["copy_constrained"]["rows"] == 200 * 5
     # The ceiling of the per-account target: the same statement run in the server, every batch written once.
-    assert {"metric_ingest.one_account.in_server_vs_executemany",
-            "metric_ingest.one_account.upsert_vs_in_server"} <= ingest_names
+    assert {"metric_ingest.one_account.in_server_vs_executemany", "metric_ingest.one_account.upsert_vs_in_server",
+            "metric_ingest.one_account.prebuilt_vs_executemany"} <= ingest_names
     assert ingest["cases"]["one_account"]["in_server"]["rows"] == ingest["cases"]["one_account"]["upsert"]["rows"]
 
     counts, timings = payload["dataset"]["counts"], payload["dataset"]["timings"]
