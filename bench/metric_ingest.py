@@ -120,10 +120,15 @@ where exists (select from public.metrics as m where (m.account_id, m.metric, m.d
 """
 
 
+def _params(rows: Sequence[tuple[Any, ...]]) -> tuple[str, ...]:
+    """UPSERT_SQL's parameters for the benchmark's row tuples, as the write path builds them."""
+    return upsert_params([MetricRow(*row) for row in rows])
+
+
 def _stage_batches(conn: psycopg.Connection[Any], batches: Sequence[Sequence[tuple[Any, ...]]]) -> int:
     """Put each batch in bench.ingest_batches as the arrays the client path would send. Returns the rows staged."""
     conn.execute("truncate bench.ingest_batches")
-    staged = [(n, *upsert_params([MetricRow(*row) for row in batch])) for n, batch in enumerate(batches)]
+    staged = [(n, *_params(batch)) for n, batch in enumerate(batches)]
     with conn.cursor() as cur:
         cur.executemany("insert into bench.ingest_batches values (%s, %s, %s, %s, %s, %s, %s, %s)", staged)
     row = conn.execute("select sum(cardinality(metrics))::int as rows from bench.ingest_batches").fetchone()
@@ -232,26 +237,17 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
 
             return batches
 
-        def one_account(offset: int, write: Callable[[list[tuple[Any, ...]]], Any]) -> Callable[[], float]:
+        def one_account(offset: int, write: Callable[[Any], Any],
+                        prepare: Callable[[list[tuple[Any, ...]]], Any] = lambda rows: rows) -> Callable[[], float]:
+            """Each account's week written by `write`, one call each; `prepare` turns a batch into what `write`
+            takes before the clock starts."""
             weeks = account_weeks(offset)
 
             def go() -> float:
-                batches = weeks()
+                batches = [prepare(rows) for rows in weeks()]
                 t0 = time.perf_counter()
-                for rows in batches:
-                    write(rows)
-                return time.perf_counter() - t0
-
-            return go
-
-        def prebuilt(offset: int) -> Callable[[], float]:
-            weeks = account_weeks(offset)
-
-            def go() -> float:
-                params = [upsert_params([MetricRow(*row) for row in rows]) for rows in weeks()]
-                t0 = time.perf_counter()
-                for p in params:
-                    conn.execute(UPSERT_SQL, p)
+                for batch in batches:
+                    write(batch)
                 return time.perf_counter() - t0
 
             return go
@@ -269,7 +265,9 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
 
             return go
 
-        cases: list[tuple[str, int, dict[str, Callable[[], float]], list[tuple[str, float | None, str]]]] = [
+        # Each comparison: (measured path, baseline path, target on the ratio or None, note).
+        cases: list[tuple[str, int, dict[str, Callable[[], float]],
+                          list[tuple[str, str, float | None, str]]]] = [
             ("new_day", batch, {
                 "upsert": new_day(days_from(1), upsert),
                 "copy_raw": lambda: copy_raw(new_rows),
@@ -277,28 +275,44 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                 "copy_direct": new_day(days_from(2001), lambda rows: copy_into("public.metrics", rows)),
                 "copy_constrained": lambda: copy_constrained(new_rows),
                 "staging": new_day(days_from(4001), staging),
-            }, [("copy_direct", TARGET_VS_COPY_DIRECT, "the cost of idempotency: plain COPY of the same kind of "
-                                                       "rows into public.metrics, same state, same run"),
-                ("copy_raw", None, "informational (withdrawn target >= 0.5x): COPY into an unindexed table"),
-                ("executemany", None, "informational (withdrawn target >= 3x)"),
-                ("staging", None, "informational: the first design (COPY into a temporary table + insert-select)")]),
+            }, [("upsert", "copy_direct", TARGET_VS_COPY_DIRECT,
+                 "the cost of idempotency: plain COPY of the same kind of rows into public.metrics, same state, "
+                 "same run"),
+                ("upsert", "copy_raw", None, "informational (withdrawn target >= 0.5x): COPY into an unindexed table"),
+                ("upsert", "executemany", None, "informational (withdrawn target >= 3x)"),
+                ("upsert", "staging", None, "informational: the first design (COPY into a temporary table + "
+                                            "insert-select)"),
+                ("copy_constrained", "copy_raw", None,
+                 "informational: plain COPY into an empty table with public.metrics' PK, index, checks and FK — the "
+                 "ceiling of upsert_vs_copy_raw for any path that keeps them")]),
             ("resync_day", batch, {
                 "upsert": stored_day(resync_days[0], upsert),
                 "copy_raw": lambda: copy_raw(stored_rows),
                 "executemany": stored_day(resync_days[1], many),
-            }, [("copy_raw", None, "informational: rows updated, not inserted"),
-                ("executemany", None, "informational: rows updated, not inserted")]),
+            }, [("upsert", "copy_raw", None, "informational: rows updated, not inserted"),
+                ("upsert", "executemany", None, "informational: rows updated, not inserted")]),
             ("one_account", calls * week_rows, {
                 "upsert": one_account(3001, upsert),
                 "executemany": one_account(3001 + ONE_ACCOUNT_DAYS * 10**5, many),
                 "staging": one_account(3001 + 2 * ONE_ACCOUNT_DAYS * 10**5, staging),
                 "in_server": in_server(3001 + 3 * ONE_ACCOUNT_DAYS * 10**5),
-                "prebuilt": prebuilt(3001 + 4 * ONE_ACCOUNT_DAYS * 10**5),
-            }, [("executemany", TARGET_ONE_ACCOUNT_VS_EXECUTEMANY,
+                "prebuilt": one_account(3001 + 4 * ONE_ACCOUNT_DAYS * 10**5, lambda p: conn.execute(UPSERT_SQL, p),
+                                        _params),
+            }, [("upsert", "executemany", TARGET_ONE_ACCOUNT_VS_EXECUTEMANY,
                  f"{calls} calls of {week_rows} rows (one account, {ONE_ACCOUNT_DAYS} days), one transaction each"),
-                ("in_server", None, "informational: how close the client path comes to the same statements run "
-                                    "in the server with no client at all (1.0 = no client cost)"),
-                ("staging", None, "informational: the first design (COPY into a temporary table + insert-select)")]),
+                ("upsert", "in_server", None, "informational: how close the client path comes to the same "
+                                              "statements run in the server with no client at all (1.0 = no client "
+                                              "cost)"),
+                ("upsert", "staging", None, "informational: the first design (COPY into a temporary table + "
+                                            "insert-select)"),
+                ("prebuilt", "executemany", None,
+                 "informational: the write path's statement with its parameters built before the clock starts (no "
+                 "Python work timed, only the round trip, parameters and commit): the most any client code sending "
+                 "one statement per account could reach"),
+                ("in_server", "executemany", None,
+                 "informational: the ceiling of upsert_vs_executemany. The upsert statement and a commit per account "
+                 "run by a procedure in the server (no client, parameters, network or round trips): what a write "
+                 "path with no client cost at all would reach")]),
         ]
 
         results: list[Result] = []
@@ -312,36 +326,11 @@ def run(url: str, dataset: dict[str, Any], *, warmup: int, reps: int, log: Calla
                       "accounts": len(accounts) if case != "one_account" else 1}
             if case == "one_account":
                 params.update(calls_per_repetition=calls, days_per_call=ONE_ACCOUNT_DAYS)
-            for baseline, target, note in comparisons:
+            for path, baseline, target, note in comparisons:
                 results.append(Result(
-                    benchmark=NAME, name=f"{NAME}.{case}.upsert_vs_{baseline}", kind="throughput",
-                    measured=measured["upsert"], baseline_name=baseline, baseline=measured[baseline],
+                    benchmark=NAME, name=f"{NAME}.{case}.{path}_vs_{baseline}", kind="throughput",
+                    measured=measured[path], baseline_name=baseline, baseline=measured[baseline],
                     target_op=">=", target=target, params=params, note=note,
-                ))
-            if "in_server" in measured:
-                results.append(Result(
-                    benchmark=NAME, name=f"{NAME}.{case}.prebuilt_vs_executemany", kind="throughput",
-                    measured=measured["prebuilt"], baseline_name="executemany", baseline=measured["executemany"],
-                    target_op=">=", target=None, params=params,
-                    note="informational: the write path's statement with its parameters built before the clock "
-                         "starts (no Python work timed, only the round trip, parameters and commit): the most any "
-                         "client code sending one statement per account could reach",
-                ))
-                results.append(Result(
-                    benchmark=NAME, name=f"{NAME}.{case}.in_server_vs_executemany", kind="throughput",
-                    measured=measured["in_server"], baseline_name="executemany", baseline=measured["executemany"],
-                    target_op=">=", target=None, params=params,
-                    note="informational: the ceiling of upsert_vs_executemany. The upsert statement and a commit per "
-                         "account run by a procedure in the server (no client, parameters, network or round "
-                         "trips): what a write path with no client cost at all would reach",
-                ))
-            if "copy_constrained" in measured:
-                results.append(Result(
-                    benchmark=NAME, name=f"{NAME}.{case}.copy_constrained_vs_copy_raw", kind="throughput",
-                    measured=measured["copy_constrained"], baseline_name="copy_raw", baseline=measured["copy_raw"],
-                    target_op=">=", target=None, params=params,
-                    note="informational: plain COPY into an empty table with public.metrics' PK, index, checks "
-                         "and FK — the ceiling of upsert_vs_copy_raw for any path that keeps them",
                 ))
             log(f"  {NAME}.{case}: " + ", ".join(f"{k} {v.rows_per_s():,.0f} rows/s" for k, v in measured.items()))
 
